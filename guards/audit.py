@@ -1,0 +1,143 @@
+"""The audit event and the sink protocol. One event per tool call, denied and failed ones included.
+
+Events are small by design (IBM ContextForge's audit took PostgreSQL down at ~800 bytes x 1M
+rows in seven hours): redacted arguments capped in size, no results, counts instead of bodies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+MAX_ARGS_CHARS = 2000
+
+
+@dataclass
+class AuditEvent:
+    id: str
+    ts: str
+    duration_ms: float
+    run_id: str
+    principal: str
+    principal_kind: str
+    client: str
+    client_version: str
+    server: str
+    tool: str
+    toolset: str
+    access: str
+    args: str  # redacted JSON, capped
+    args_digest: str
+    decision: str  # allow | deny
+    rule_id: str
+    outcome: str
+    message: str = ""  # redacted, one line: why it was denied or failed
+    upstream: str = ""
+    upstream_status: int | None = None
+    upstream_calls: int = 0
+    response_bytes: int = 0
+    est_tokens: int = 0
+    truncated: bool = False
+    empty: bool = False
+    scope_applied: bool = False
+    scope_filtered: int = 0
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    plan_id: str = ""
+    stream: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def chain_hash(self, prev_hash: str) -> str:
+        body = {k: v for k, v in self.to_dict().items() if k not in ("hash",)}
+        body["prev_hash"] = prev_hash
+        payload = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+EVENT_FIELDS = [f.name for f in fields(AuditEvent)]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex[:20]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def digest_args(args: Any) -> str:
+    payload = json.dumps(args, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def compact_args(redacted_args: Any) -> str:
+    text = json.dumps(redacted_args, sort_keys=True, separators=(",", ":"), default=str)
+    return text if len(text) <= MAX_ARGS_CHARS else text[: MAX_ARGS_CHARS - 12] + "…(truncated)"
+
+
+class AuditSink(Protocol):
+    def emit(self, event: AuditEvent) -> None:
+        """Queue an event; never blocks the request path. Must not raise."""
+
+    async def emit_durable(self, event: AuditEvent) -> None:
+        """Return only once the event is committed; raise if it cannot be."""
+
+    def healthy(self) -> bool:
+        """False once the sink has failed to persist; write calls are then refused."""
+
+    def close(self) -> None:
+        """Flush everything queued and release resources."""
+
+
+class MemorySink:
+    """Keeps events in a list: for tests and for ``spyglass policy explain``."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.fail = False
+
+    def emit(self, event: AuditEvent) -> None:
+        if not self.fail:
+            self.events.append(event)
+
+    async def emit_durable(self, event: AuditEvent) -> None:
+        if self.fail:
+            raise OSError("audit sink failing (test)")
+        self.events.append(event)
+
+    def healthy(self) -> bool:
+        return not self.fail
+
+    def close(self) -> None:
+        pass
+
+
+class FanoutSink:
+    """Sends every event to several sinks (e.g. SQLite plus OTel spans). The first is primary."""
+
+    def __init__(self, *sinks: AuditSink) -> None:
+        self.sinks = sinks
+
+    def emit(self, event: AuditEvent) -> None:
+        for s in self.sinks:
+            s.emit(event)
+
+    async def emit_durable(self, event: AuditEvent) -> None:
+        await self.sinks[0].emit_durable(event)
+        for s in self.sinks[1:]:
+            s.emit(event)
+
+    def healthy(self) -> bool:
+        return self.sinks[0].healthy()
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()

@@ -1,0 +1,166 @@
+"""``decide(call, policy, now) -> Decision``: the pure heart of the policy. No I/O.
+
+Order: toolset enabled? -> deny rules (first match wins) -> allow rules -> defaults by access.
+Deny beats allow. A decision always names the rule that made it and, when it denies, what
+would make the call allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from guards.policy import Matcher, MatchSpec, Policy, Rule
+from guards.windows import in_window
+
+
+@dataclass(frozen=True)
+class Call:
+    tool: str
+    toolset: str
+    access: str  # "read" | "write"
+    args: Mapping[str, Any] = field(default_factory=dict)
+    principal: str = "anonymous"
+    client: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule_id: str
+    reason: str
+    hint: str | None = None
+    approvers: tuple[str, ...] = ()
+
+    @property
+    def effect(self) -> str:
+        return "allow" if self.allowed else "deny"
+
+
+def _globs(patterns: list[str], value: str) -> bool:
+    return any(fnmatchcase(value, p) for p in patterns)
+
+
+def match_value(matcher: Matcher, value: Any) -> bool:
+    """Whether one argument value satisfies one matcher. A missing value never matches."""
+    if value is None:
+        return False
+    if isinstance(value, list | tuple | set):  # a list argument matches if every element does
+        return bool(value) and all(match_value(matcher, v) for v in value)
+    if isinstance(matcher, MatchSpec):
+        return _match_spec(matcher, value)
+    if isinstance(matcher, list):
+        return any(_scalar_eq(m, value) for m in matcher)
+    return _scalar_eq(matcher, value)
+
+
+def _scalar_eq(expected: Any, value: Any) -> bool:
+    if isinstance(expected, str) and isinstance(value, str):
+        return fnmatchcase(value, expected) if any(c in expected for c in "*?[") else value == expected
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return expected is value
+    return bool(expected == value)
+
+
+def _match_spec(m: MatchSpec, value: Any) -> bool:
+    if m.equals is not None and not _scalar_eq(m.equals, value):
+        return False
+    if m.in_ is not None and not any(_scalar_eq(x, value) for x in m.in_):
+        return False
+    if m.glob is not None and not (isinstance(value, str) and fnmatchcase(value, m.glob)):
+        return False
+    if m.regex is not None and not (isinstance(value, str) and re.fullmatch(m.regex, value)):
+        return False
+    if m.min is not None or m.max is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if m.min is not None and value < m.min:
+            return False
+        if m.max is not None and value > m.max:
+            return False
+    return True
+
+
+def where_matches(where: Mapping[str, Matcher], args: Mapping[str, Any]) -> bool:
+    return all(match_value(m, args.get(k)) for k, m in where.items())
+
+
+def where_mismatches(where: Mapping[str, Matcher], args: Mapping[str, Any]) -> list[str]:
+    return [k for k, m in where.items() if not match_value(m, args.get(k))]
+
+
+def _describe(matcher: Matcher) -> str:
+    if isinstance(matcher, list):
+        return "one of " + ", ".join(str(v) for v in matcher)
+    if isinstance(matcher, MatchSpec):
+        return " and ".join(
+            f"{k.rstrip('_')} {v}" for k, v in matcher.model_dump(exclude_none=True).items()
+        )
+    return f"= {matcher}"
+
+
+def rule_targets(rule: Rule, call: Call) -> bool:
+    """Whether the rule is about this tool, principal and client (ignoring where/when/unless)."""
+    return (
+        _globs(rule.tools, call.tool)
+        and _globs(rule.toolsets, call.toolset)
+        and _globs(rule.principals, call.principal)
+        and _globs(rule.clients, call.client)
+    )
+
+
+def rule_applies(rule: Rule, call: Call, now: datetime) -> bool:
+    if not rule_targets(rule, call) or not where_matches(rule.where, call.args):
+        return False
+    if rule.when is not None and not in_window(now, rule.when.from_, rule.when.to, rule.when.zone):
+        return False
+    return not (rule.unless and where_matches(rule.unless, call.args))
+
+
+def decide(call: Call, policy: Policy, now: datetime) -> Decision:
+    if not policy.toolset_enabled(call.toolset):
+        return Decision(
+            False,
+            "toolsets.enabled",
+            f"toolset {call.toolset!r} is not enabled by the policy",
+            hint=f"add {call.toolset!r} to [toolsets] enabled in the policy",
+        )
+    applicable = [r for r in policy.rules if rule_applies(r, call, now)]
+    for rule in applicable:
+        if rule.effect == "deny":
+            return Decision(False, rule.id, rule.reason or f"denied by rule {rule.id!r}", hint=_deny_hint(rule))
+    for rule in applicable:
+        if rule.effect == "allow":
+            return Decision(True, rule.id, rule.reason or f"allowed by rule {rule.id!r}", approvers=tuple(rule.approvers))
+    default = policy.defaults.write if call.access == "write" else policy.defaults.read
+    rule_id = f"defaults.{call.access}"
+    if default == "allow":
+        return Decision(True, rule_id, f"{call.access} calls are allowed by default")
+    return Decision(False, rule_id, f"no rule allows this {call.access} call", hint=_allow_hint(call, policy, now))
+
+
+def _deny_hint(rule: Rule) -> str:
+    parts = []
+    if rule.unless:
+        parts.append("allowed when " + "; ".join(f"{k} is {_describe(m)}" for k, m in rule.unless.items()))
+    if rule.when is not None:
+        parts.append(f"or outside {rule.when.from_} to {rule.when.to} ({rule.when.zone})")
+    return " ".join(parts) if parts else f"rule {rule.id!r} denies it; ask a policy owner"
+
+
+def _allow_hint(call: Call, policy: Policy, now: datetime) -> str:
+    """Name the nearest allow rule and the arguments that kept it from matching."""
+    for rule in policy.rules:
+        if rule.effect != "allow" or not rule_targets(rule, call):
+            continue
+        missing = where_mismatches(rule.where, call.args)
+        if missing:
+            needs = "; ".join(f"{k} {_describe(rule.where[k])}" for k in missing)
+            return f"rule {rule.id!r} would allow it with {needs}"
+        if rule.when is not None and not in_window(now, rule.when.from_, rule.when.to, rule.when.zone):
+            return f"rule {rule.id!r} allows it only from {rule.when.from_} to {rule.when.to} ({rule.when.zone})"
+    return f"add an allow rule for tool {call.tool!r} to the policy"

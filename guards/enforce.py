@@ -1,0 +1,258 @@
+"""The guarded seam: principal -> validate -> decide -> limits -> call -> redact -> shape -> audit.
+
+Every tool call runs through :meth:`Guard.run` exactly once and leaves exactly one audit event,
+whatever happens (allowed, denied, invalid, upstream-failed, crashed). Nothing here knows
+about any vendor: the caller passes a :class:`ToolMeta` and two callables.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from guards.audit import AuditEvent, AuditSink, compact_args, digest_args, new_event_id, utc_now_iso
+from guards.decide import Call, Decision, decide
+from guards.errors import AuditUnavailable, LimitExceeded, Outcome, PolicyDenied, ToolFailure
+from guards.limits import LimitStore, draws_for
+from guards.policy import Policy
+from guards.principal import Principal
+from guards.record import CallRecord, bind_record, unbind_record
+from guards.redact import Redactor
+
+log = logging.getLogger("spyglass.guard")
+
+CHARS_PER_TOKEN = 3.5  # conservative for English, JSON-ish lines and ids (Claude: ~3.5-4.5)
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class ToolMeta:
+    name: str
+    toolset: str
+    access: str  # "read" | "write"
+    upstream: str
+    budget_tokens: int = 6000
+    timeout_s: float = 60.0
+    # For tools whose arguments point at a stored request (deploy_apply(plan_id)): returns the
+    # arguments policy and limits should see, so apply is re-decided on what it will do.
+    policy_args: Callable[[dict[str, Any], Principal], Awaitable[dict[str, Any]]] | None = None
+
+
+@dataclass
+class ToolOutput:
+    text: str
+    truncated: bool = False
+    total: int | None = None
+    next_cursor: str | None = None
+    empty: bool = False
+    plan_id: str = ""
+
+
+@dataclass
+class GuardResult:
+    text: str
+    is_error: bool
+    event: AuditEvent
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
+Execute = Callable[[dict[str, Any], Decision, CallRecord], Awaitable[ToolOutput]]
+
+
+def fit_to_budget(text: str, budget_tokens: int) -> tuple[str, bool]:
+    """Cut at a line boundary so the estimate fits; say so in the text."""
+    if estimate_tokens(text) <= budget_tokens:
+        return text, False
+    limit = int(budget_tokens * CHARS_PER_TOKEN) - 160
+    cut = text.rfind("\n", 0, max(limit, 0))
+    kept = text[: cut if cut > 0 else max(limit, 0)]
+    note = (
+        f"\n[output cut at the {budget_tokens}-token budget: narrow the query, lower `limit`, "
+        "or page with the cursor]"
+    )
+    return kept + note, True
+
+
+class Guard:
+    def __init__(
+        self,
+        policy: Policy,
+        sink: AuditSink,
+        limits: LimitStore,
+        redactor: Redactor,
+        *,
+        server_name: str = "spyglass",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policy = policy
+        self.sink = sink
+        self.limits = limits
+        self.redactor = redactor
+        self.server_name = server_name
+        self.clock = clock
+
+    async def run(
+        self,
+        meta: ToolMeta,
+        raw_args: Mapping[str, Any],
+        principal: Principal,
+        validate: Validate,
+        execute: Execute,
+    ) -> GuardResult:
+        started = time.perf_counter()
+        record = CallRecord()
+        token = bind_record(record)
+        decision: Decision | None = None
+        output: ToolOutput | None = None
+        failure: ToolFailure | None = None
+        args: Mapping[str, Any] = raw_args
+        try:
+            args = validate(raw_args)
+            policy_args = await meta.policy_args(args, principal) if meta.policy_args else args
+            decision = decide(
+                Call(meta.name, meta.toolset, meta.access, policy_args, principal.name, principal.client),
+                self.policy,
+                self.clock(),
+            )
+            if not decision.allowed:
+                raise PolicyDenied(decision.reason, rule_id=decision.rule_id, hint=decision.hint)
+            await self._take_limits(meta, principal, policy_args)
+            if meta.access == "write" and not self.sink.healthy():
+                raise AuditUnavailable("the audit log cannot be written, so write calls are refused")
+            with anyio.fail_after(meta.timeout_s):
+                output = await execute(dict(args), decision, record)
+        except TimeoutError:
+            failure = _timeout(meta)
+        except ToolFailure as e:
+            failure = e
+        except Exception:
+            log.exception("tool %s crashed", meta.name)
+            failure = ToolFailure(f"internal error in {meta.name}; it is logged on the server", hint=None)
+        finally:
+            unbind_record(token)
+        return await self._finish(meta, raw_args, principal, decision, record, output, failure, started)
+
+    async def _take_limits(self, meta: ToolMeta, principal: Principal, args: Mapping[str, Any]) -> None:
+        if not self.policy.limits:
+            return
+        for draw in draws_for(
+            self.policy,
+            tool=meta.name,
+            toolset=meta.toolset,
+            upstream=meta.upstream,
+            principal=principal.name,
+            client=principal.client,
+            args=args,
+        ):
+            wait = await self.limits.take(draw.bucket, draw.limit.max, draw.limit.per_seconds)
+            if wait is not None:
+                raise LimitExceeded(
+                    f"limit {draw.limit.id!r} allows {draw.limit.max} per {draw.limit.per}; it is spent",
+                    rule_id=draw.limit.id,
+                    retry_after_s=wait,
+                    hint=f"retry in {math.ceil(wait)}s",
+                )
+
+    async def _finish(
+        self,
+        meta: ToolMeta,
+        raw_args: Mapping[str, Any],
+        principal: Principal,
+        decision: Decision | None,
+        record: CallRecord,
+        output: ToolOutput | None,
+        failure: ToolFailure | None,
+        started: float,
+    ) -> GuardResult:
+        result_meta: dict[str, Any] = {}
+        if output is not None and failure is None:
+            text, cut = fit_to_budget(self.redactor.text(output.text), meta.budget_tokens)
+            truncated = output.truncated or cut
+            if output.truncated or output.next_cursor:
+                text += _envelope(output)
+            result_meta = {"truncated": truncated}
+            if output.total is not None:
+                result_meta["total"] = output.total
+            if output.next_cursor:
+                result_meta["next_cursor"] = output.next_cursor
+            outcome, message, is_error = Outcome.OK, "", False
+        else:
+            assert failure is not None
+            text, truncated, is_error = self.redactor.text(failure.render()), False, True
+            outcome, message = failure.outcome, self.redactor.text(failure.message)[:300]
+        rule_id = getattr(failure, "rule_id", None) or (decision.rule_id if decision else "")
+        rl = record.rate_limit
+        event = AuditEvent(
+            id=new_event_id(),
+            ts=utc_now_iso(),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            run_id=principal.run_id,
+            principal=principal.name,
+            principal_kind=principal.kind,
+            client=principal.client,
+            client_version=principal.client_version,
+            server=self.server_name,
+            tool=meta.name,
+            toolset=meta.toolset,
+            access=meta.access,
+            args=compact_args(self.redactor.value(dict(raw_args))),
+            args_digest=digest_args(dict(raw_args)),
+            decision=decision.effect if decision else "deny" if outcome == Outcome.INVALID_ARGS else "",
+            rule_id=rule_id,
+            outcome=outcome.value,
+            message=message,
+            upstream=meta.upstream,
+            upstream_status=record.upstream_status or (failure.upstream_status if failure else None),
+            upstream_calls=record.upstream_calls,
+            response_bytes=record.response_bytes,
+            est_tokens=estimate_tokens(text),
+            truncated=truncated,
+            empty=bool(output and output.empty),
+            scope_applied=record.scope_applied,
+            scope_filtered=record.scope_filtered,
+            ratelimit_limit=rl.limit if rl else None,
+            ratelimit_remaining=rl.remaining if rl else None,
+            plan_id=(output.plan_id if output else "") or str(raw_args.get("plan_id", ""))[:64],
+        )
+        if meta.access == "write" and decision is not None and decision.allowed:
+            try:
+                await self.sink.emit_durable(event)
+            except Exception as e:  # the write may have happened: say so, never hide it
+                log.error("audit commit failed for write %s: %s", meta.name, e)
+                text = (
+                    f"error: the audit event for this write could not be committed ({e}); "
+                    f"what the tool reported:\n{text}"
+                )
+                is_error = True
+        else:
+            self.sink.emit(event)
+        return GuardResult(text=text, is_error=is_error, event=event, meta=result_meta)
+
+
+def _envelope(output: ToolOutput) -> str:
+    parts = ["truncated" if output.truncated else "more available"]
+    if output.total is not None:
+        parts.append(f"total={output.total}")
+    if output.next_cursor:
+        parts.append(f"next_cursor={output.next_cursor} (pass as cursor to continue)")
+    return "\n[" + " · ".join(parts) + "]"
+
+
+def _timeout(meta: ToolMeta) -> ToolFailure:
+    from guards.errors import UpstreamTimeout
+
+    return UpstreamTimeout(
+        f"{meta.name} did not finish within {meta.timeout_s:.0f}s",
+        hint="narrow the time window or the query and try again",
+    )

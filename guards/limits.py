@@ -1,0 +1,95 @@
+"""Budgets: which limits a call draws on (pure) and the stores that count them.
+
+``MemoryLimitStore`` serves one process. A fleet of replicas shares a Redis store
+(``guards.redis_limits``) with the same interface, so one budget holds across replicas.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Protocol
+
+from guards.decide import where_matches
+from guards.policy import Limit, Policy
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One budget a call draws from: the limit and the bucket key within it."""
+
+    limit: Limit
+    bucket: str
+
+
+def draws_for(
+    policy: Policy,
+    *,
+    tool: str,
+    toolset: str,
+    upstream: str | None,
+    principal: str,
+    client: str,
+    args: Mapping[str, Any],
+) -> list[Draw]:
+    out: list[Draw] = []
+    for lim in policy.limits:
+        targeted = (
+            any(fnmatchcase(tool, p) for p in lim.tools)
+            or any(fnmatchcase(toolset, p) for p in lim.toolsets)
+            or (lim.upstream is not None and lim.upstream == upstream)
+        )
+        if not targeted or not any(fnmatchcase(principal, p) for p in lim.principals):
+            continue
+        if not where_matches(lim.where, args):
+            continue
+        parts = []
+        for k in lim.key:
+            v = {"principal": principal, "tool": tool, "client": client}.get(k, args.get(k))
+            parts.append(f"{k}={v}")
+        out.append(Draw(lim, f"{lim.id}|{'|'.join(parts)}"))
+    return out
+
+
+class LimitStore(Protocol):
+    async def take(self, bucket: str, max_calls: int, per_s: float) -> float | None:
+        """Take one unit; ``None`` when granted, else seconds until one frees up."""
+
+    async def claim_once(self, key: str, ttl_s: float) -> bool:
+        """True the first time ``key`` is claimed within ``ttl_s``; False ever after (single use)."""
+
+    async def healthy(self) -> bool:
+        """Whether the store can enforce right now (a shared store may be unreachable)."""
+
+
+class MemoryLimitStore:
+    """Sliding-window counters, exact for "at most N per window"; a process-local store."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: dict[str, list[float]] = {}
+        self._claims: dict[str, float] = {}
+
+    async def take(self, bucket: str, max_calls: int, per_s: float) -> float | None:
+        now = self._clock()
+        hits = [t for t in self._hits.get(bucket, []) if t > now - per_s]
+        if len(hits) >= max_calls:
+            self._hits[bucket] = hits
+            return max(0.0, hits[0] + per_s - now)
+        hits.append(now)
+        self._hits[bucket] = hits
+        return None
+
+    async def claim_once(self, key: str, ttl_s: float) -> bool:
+        now = self._clock()
+        self._claims = {k: exp for k, exp in self._claims.items() if exp > now} if len(self._claims) > 10000 else self._claims
+        exp = self._claims.get(key)
+        if exp is not None and exp > now:
+            return False
+        self._claims[key] = now + ttl_s
+        return True
+
+    async def healthy(self) -> bool:
+        return True

@@ -1,0 +1,20 @@
+"""Who is calling: the identity every decision and audit event is keyed on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """``name`` is asserted by the transport (bearer token or OS user); ``client`` is self-declared."""
+
+    name: str
+    kind: str  # "token" | "os" | "anonymous"
+    client: str = "unknown"
+    client_version: str = ""
+    run_id: str = ""
+
+    @property
+    def client_label(self) -> str:
+        return f"{self.client}/{self.client_version}" if self.client_version else self.client

@@ -1,0 +1,97 @@
+"""Secrets and configured PII out of text and JSON-like values. Pure.
+
+Detectors are anchored on formats vendors publish (key prefixes, JWT shape, PEM blocks,
+credentials in URLs), plus the exact values of every credential Spyglass itself loaded, so a
+token echoed back by an upstream is caught even when it has no recognisable shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# A detector may capture a prefix to keep (group "<name>_k"): "password=" stays, the value goes.
+SECRET_DETECTORS: dict[str, str] = {
+    "aws_access_key": r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
+    "aws_secret_key": r"(?P<aws_secret_key_k>(?i:aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}",
+    "github_token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+    "slack_token": r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+    "slack_webhook": r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+",
+    "google_api_key": r"\bAIza[0-9A-Za-z_-]{35}\b",
+    "stripe_key": r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b",
+    "linear_key": r"\blin_(?:api|oauth)_[A-Za-z0-9]{32,}\b",
+    "statsig_key": r"\b(?:console|secret)-[A-Za-z0-9]{20,}\b",
+    "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    "private_key": r"-----BEGIN (?:[A-Z ]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z ]+ )?PRIVATE KEY-----|$)",
+    "url_password": r"(?P<url_password_k>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?=@)",
+    "bearer": r"(?P<bearer_k>(?i:bearer)\s+)[A-Za-z0-9._~+/-]{16,}=*",
+    "assigned_secret": (
+        r"(?P<assigned_secret_k>\b(?i:password|passwd|secret|api[_-]?key|app[_-]?key|access[_-]?token|auth[_-]?token)"
+        r"[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED)[^\s\"',;]{6,}"
+    ),
+}
+EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"
+PHONE = r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)"
+
+
+class Redactor:
+    def __init__(
+        self,
+        *,
+        secrets: bool = True,
+        emails: bool = False,
+        phones: bool = False,
+        patterns: Iterable[str] = (),
+        known_secrets: Iterable[str] = (),
+    ) -> None:
+        named: list[tuple[str, str]] = []
+        if secrets:
+            named.extend(SECRET_DETECTORS.items())
+        if emails:
+            named.append(("email", EMAIL))
+        if phones:
+            named.append(("phone", PHONE))
+        named.extend((f"pattern{i}", p) for i, p in enumerate(patterns))
+        self._names = [n for n, _ in named]
+        self._regex = re.compile("|".join(f"(?P<{n}>{p})" for n, p in named)) if named else None
+        self._known: list[str] = []
+        self.add_known_secrets(known_secrets)
+
+    def add_known_secrets(self, values: Iterable[str]) -> None:
+        # Short values would redact ordinary words; real credentials are long.
+        self._known = sorted({*self._known, *(v for v in values if v and len(v) >= 8)}, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._known:
+            if secret in value:
+                value = value.replace(secret, "[REDACTED:credential]")
+        if self._regex is None:
+            return value
+        return self._regex.sub(_replace, value)
+
+    def value(self, value: Any) -> Any:
+        """Redact every string inside a JSON-like value (keys kept)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+def _replace(m: re.Match[str]) -> str:
+    name = m.lastgroup or "secret"
+    keep = m.groupdict().get(f"{name}_k") or ""
+    return f"{keep}[REDACTED:{name}]"
+
+
+def redactor_from_policy(redact: Any, known_secrets: Iterable[str] = ()) -> Redactor:
+    return Redactor(
+        secrets=redact.secrets,
+        emails=redact.emails,
+        phones=redact.phones,
+        patterns=redact.patterns,
+        known_secrets=known_secrets,
+    )

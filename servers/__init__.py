@@ -1,0 +1,1 @@
+"""Spyglass MCP servers: vendor toolsets wired through the guards seam."""

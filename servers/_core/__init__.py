@@ -1,0 +1,1 @@
+"""Shared plumbing for every toolset. Imports ``guards`` and no vendor package."""

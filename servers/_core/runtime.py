@@ -1,0 +1,100 @@
+"""Per-process runtime shared by every registered tool: the guard, lazily built clients, identity."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from guards.enforce import Guard
+from guards.errors import MissingAccess
+from guards.principal import Principal
+from servers._core.spec import ClientEnv, Toolset
+
+log = logging.getLogger("spyglass.runtime")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown-user"
+
+
+@dataclass
+class Runtime:
+    guard: Guard
+    env: Mapping[str, str]
+    load_toolset: Callable[[str], Toolset]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    transports: Mapping[str, httpx2.AsyncBaseTransport] = field(default_factory=dict)
+    state_dir: Path = Path("~/.local/state/spyglass").expanduser()
+    transport_kind: str = "stdio"  # "stdio" | "http" | "memory"
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    os_user: str = field(default_factory=_os_user)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # shared stores a toolset keeps per process
+
+    def client_env(self, upstream: str) -> ClientEnv:
+        return ClientEnv(
+            env=self.env,
+            config=self.config,
+            transport=self.transports.get(upstream),
+            register_secret=lambda s: self.guard.redactor.add_known_secrets([s]),
+        )
+
+    async def client_for(self, toolset: Toolset) -> Any:
+        """The toolset's client, built on first use; MissingAccess when credentials are absent."""
+        key = f"{toolset.name}:{id(toolset.make_client)}"
+        client = self._clients.get(key)
+        if client is None:
+            client = toolset.make_client(self.client_env(toolset.upstream))
+            self._clients[key] = client
+        return client
+
+    async def optional_client(self, toolset_name: str) -> Any | None:
+        try:
+            return await self.client_for(self.load_toolset(toolset_name))
+        except MissingAccess:
+            return None
+
+    async def aclose(self) -> None:
+        for c in list(self._clients.values()):
+            close = getattr(c, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # closing must not mask shutdown
+                    log.debug("closing client failed", exc_info=True)
+        self._clients.clear()
+
+    def principal(self, context: Any) -> Principal:
+        """stdio: the OS user. HTTP: the principal the bearer token maps to. Plus client info."""
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        client, version, run_id = "unknown", "", self.run_id
+        try:
+            rc = context.request_context
+        except Exception:  # direct call without a request (tests, `policy explain`)
+            rc = None
+        if rc is not None:
+            params = getattr(rc.session, "client_params", None)
+            info = getattr(params, "client_info", None)
+            if info is not None:
+                client, version = info.name or "unknown", info.version or ""
+            request = rc.request
+            if request is not None:
+                headers = request.headers
+                run_id = headers.get("mcp-session-id") or headers.get("x-spyglass-run-id") or uuid.uuid4().hex[:12]
+        token = get_access_token()
+        if token is not None:
+            return Principal(token.client_id or "token", "token", client, version, run_id)
+        if self.transport_kind == "http":
+            return Principal("anonymous", "anonymous", client, version, run_id)
+        return Principal(self.os_user, "os", client, version, run_id)

@@ -1,0 +1,1 @@
+"""Datadog: logs, metrics (and, with the observability toolset, traces, monitors, incidents...)."""

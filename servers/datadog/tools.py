@@ -1,0 +1,261 @@
+"""Datadog read tools: logs search and aggregation, metrics. Compact text, scoped, budgeted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pydantic import Field, field_validator
+
+from servers._core.errors import PolicyDenied
+from servers._core.shaping import (
+    ToolOutput,
+    decode_cursor,
+    downsample,
+    encode_cursor,
+    fit_lines,
+    fmt_num,
+    message_patterns,
+    one_line,
+    render_table,
+    summarize_series,
+    untrusted_block,
+)
+from servers._core.spec import ToolContext, Toolset, ToolSpec, WindowParams
+from servers._core.timeparse import iso, resolve_window, short_time
+from servers.datadog.client import ROUTES, DatadogClient, make_client
+from servers.datadog.models import LogLine
+
+UPSTREAM = "datadog"
+
+
+# --- scope ----------------------------------------------------------------------------------------
+def scoped_indexes(ctx: ToolContext, requested: str | None) -> list[str] | None:
+    allowed = ctx.scope.indexes if ctx.scope else None
+    if requested:
+        if allowed is not None and requested not in allowed:
+            raise PolicyDenied(
+                f"index {requested!r} is outside the Datadog scope",
+                rule_id="scopes.datadog.indexes",
+                hint=f"use one of: {', '.join(allowed)}",
+            )
+        return [requested]
+    if allowed is not None:
+        ctx.record.scoped()
+        return list(allowed)
+    return None
+
+
+def scoped_query(ctx: ToolContext, query: str) -> str:
+    """Narrow the query to the scoped services; results are post-filtered too (never trust a filter)."""
+    services = ctx.scope.services if ctx.scope else None
+    if not services:
+        return query
+    ctx.record.scoped()
+    clause = "service:(" + " OR ".join(services) + ")"
+    return clause if query.strip() in ("", "*") else f"({query}) {clause}"
+
+
+def in_service_scope(ctx: ToolContext, service: str | None) -> bool:
+    services = ctx.scope.services if ctx.scope else None
+    return services is None or (service is not None and service in services)
+
+
+# --- datadog_search_logs --------------------------------------------------------------------------
+class SearchLogsParams(WindowParams):
+    query: str = Field("*", description="Datadog log search syntax, e.g. 'service:checkout status:error'.",
+                       max_length=2000)
+    limit: int = Field(50, ge=1, le=200, description="Log lines to return (newest first).")
+    index: str | None = Field(None, description="Log index; default: all indexes in scope.")
+    cursor: str | None = Field(None, description="next_cursor from a previous call, to continue.")
+
+
+def _log_line(line: LogLine) -> str:
+    ts = short_time(line.ts) if line.ts else "--:--:--"
+    return f"{ts} {line.status or '-'} {line.service or '-'} {line.host or '-'} | {one_line(line.message, 300)}"
+
+
+async def search_logs(p: SearchLogsParams, ctx: ToolContext) -> ToolOutput:
+    start, end = resolve_window(p.from_, p.to, ctx.now, max_range=ctx.policy.guardrails.logs_max_range)
+    state = decode_cursor(p.cursor, tool="datadog_search_logs") if p.cursor else {}
+    client: DatadogClient = ctx.client
+    page = await client.search_logs(
+        scoped_query(ctx, p.query), start, end, limit=p.limit, cursor=state.get("c"),
+        indexes=scoped_indexes(ctx, p.index),
+    )
+    lines = page.lines[int(state.get("s", 0)):]
+    visible = [ln for ln in lines if in_service_scope(ctx, ln.service)]
+    if len(visible) != len(lines):
+        ctx.record.scoped(len(lines) - len(visible))
+    header = [
+        f"datadog logs · {p.query} · {iso(start)} → {iso(end)} · newest first",
+    ]
+    if not visible:
+        return ToolOutput("\n".join([*header, "no log lines match in this window"]), empty=True)
+    patterns = message_patterns((ln.message for ln in visible), top=5)
+    pattern_lines = ["top message patterns on this page (count, pattern):",
+                     *(f"  {n}× {pat}" for n, pat in ((c, pt) for pt, c in patterns))]
+    body = [_log_line(ln) for ln in visible]
+    kept, cut = fit_lines(body, _BUDGETS["datadog_search_logs"],
+                          reserve_tokens=300 + sum(len(x) for x in pattern_lines) // 3)
+    next_cursor = None
+    if cut:
+        next_cursor = encode_cursor({"c": state.get("c"), "s": int(state.get("s", 0)) + len(kept)})
+    elif page.next_cursor:
+        next_cursor = encode_cursor({"c": page.next_cursor, "s": 0})
+    header[0] += f" · {len(kept)} lines"
+    text = "\n".join([*header, *pattern_lines, *untrusted_block("datadog logs", kept)])
+    return ToolOutput(text, truncated=bool(next_cursor), next_cursor=next_cursor)
+
+
+# --- datadog_aggregate_logs -----------------------------------------------------------------------
+AGGREGATIONS = ("count", "cardinality", "sum", "min", "max", "avg", "median", "pc75", "pc90", "pc95", "pc98", "pc99")
+
+
+class AggregateLogsParams(WindowParams):
+    query: str = Field("*", description="Datadog log search syntax.", max_length=2000)
+    group_by: list[str] = Field(default_factory=list, max_length=2,
+                                description="Up to two facets, e.g. ['service', '@http.status_code'].")
+    compute: str = Field("count", description="'count', or '<agg>:<measure>' with agg in "
+                         "cardinality|sum|min|max|avg|median|pc75|pc90|pc95|pc98|pc99, e.g. 'pc95:@duration'.")
+    limit: int = Field(10, ge=1, le=50, description="Buckets per facet.")
+    index: str | None = Field(None, description="Log index; default: all indexes in scope.")
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, v: str) -> str:
+        agg = v.split(":", 1)[0]
+        if agg not in AGGREGATIONS or (agg not in ("count",) and ":" not in v):
+            raise ValueError(f"must be 'count' or '<agg>:<measure>' with agg one of {', '.join(AGGREGATIONS[1:])}")
+        return v
+
+
+async def aggregate_logs(p: AggregateLogsParams, ctx: ToolContext) -> ToolOutput:
+    start, end = resolve_window(p.from_, p.to, ctx.now, max_range=ctx.policy.guardrails.logs_max_range)
+    agg, _, metric = p.compute.partition(":")
+    client: DatadogClient = ctx.client
+    buckets = await client.aggregate_logs(
+        scoped_query(ctx, p.query), start, end, group_by=p.group_by, aggregation=agg, metric=metric or None,
+        limit=p.limit, indexes=scoped_indexes(ctx, p.index),
+    )
+    if "service" in p.group_by:
+        visible = [b for b in buckets if in_service_scope(ctx, str(b.by.get("service")))]
+        if len(visible) != len(buckets):
+            ctx.record.scoped(len(buckets) - len(visible))
+        buckets = visible
+    header = f"datadog log {p.compute} · {p.query} · {iso(start)} → {iso(end)}"
+    if not buckets:
+        return ToolOutput(f"{header}\nno logs match in this window", empty=True)
+    buckets.sort(key=lambda b: b.value or 0, reverse=True)
+    rows = [[*(str(b.by.get(f, "")) for f in p.group_by), fmt_num(b.value)] for b in buckets]
+    total = sum(b.value or 0 for b in buckets) if agg == "count" else None
+    lines = [header + (f" · total {fmt_num(total)}" if total is not None else ""),
+             *render_table([*p.group_by, p.compute], rows)]
+    return ToolOutput("\n".join(lines), total=len(buckets))
+
+
+# --- datadog_query_metrics ------------------------------------------------------------------------
+class QueryMetricsParams(WindowParams):
+    query: str = Field(description="Datadog metric query, e.g. 'avg:trace.http.request.errors{service:checkout} "
+                       "by {version}'.", min_length=1, max_length=2000)
+    points: int = Field(12, ge=0, le=100, description="Downsampled points per series (0 = summary only).")
+    max_series: int = Field(10, ge=1, le=50, description="Series to show, highest average first.")
+
+
+async def query_metrics(p: QueryMetricsParams, ctx: ToolContext) -> ToolOutput:
+    start, end = resolve_window(p.from_, p.to, ctx.now)
+    span = end - start
+    client: DatadogClient = ctx.client
+    # One call covers this window and the previous one of the same length, for the change column.
+    series = await client.query_metrics(p.query, start - span, end)
+    services = ctx.scope.services if ctx.scope else None
+    if services is not None:
+        ctx.record.scoped()
+        visible = [s for s in series if _series_service(s.scope) in services]
+        ctx.record.scoped(len(series) - len(visible))
+        series = visible
+    header = f"datadog metrics · {p.query} · {iso(start)} → {iso(end)} · change vs previous {span}"
+    rows, details = [], []
+    t0 = start.timestamp()
+    summarized = []
+    for s in series:
+        cur = [v for t, v in s.points if t >= t0]
+        prev = [v for t, v in s.points if t < t0]
+        summ = summarize_series(cur, prev)
+        if summ is not None:
+            summarized.append((s, summ))
+    if not summarized:
+        return ToolOutput(f"{header}\nno data points for this query in this window", empty=True)
+    summarized.sort(key=lambda x: x[1].avg, reverse=True)
+    shown = summarized[: p.max_series]
+    for i, (s, summ) in enumerate(shown, 1):
+        change = "-" if summ.change_pct is None else f"{summ.change_pct:+.0f}%"
+        rows.append([f"s{i} {s.scope or s.metric}", fmt_num(summ.min), fmt_num(summ.max), fmt_num(summ.avg),
+                     fmt_num(summ.last), change])
+        if p.points:
+            pts = downsample([(t, v) for t, v in s.points if t >= t0], p.points)
+            details.append(f"s{i}: " + ", ".join(
+                f"{short_time(start + timedelta(seconds=t - t0))[:5]} {fmt_num(v)}" for t, v in pts))
+    lines = [header, *render_table(["series", "min", "max", "avg", "last", "change"], rows)]
+    if details:
+        lines += ["points (UTC hh:mm value):", *details]
+    truncated = len(summarized) > len(shown)
+    if truncated:
+        lines.append(f"{len(summarized) - len(shown)} more series not shown: raise max_series or narrow the query")
+    return ToolOutput("\n".join(lines), truncated=truncated, total=len(summarized))
+
+
+def _series_service(scope: str) -> str | None:
+    for part in scope.split(","):
+        if part.startswith("service:"):
+            return part.split(":", 1)[1]
+    return None
+
+
+_BUDGETS = {"datadog_search_logs": 6000, "datadog_aggregate_logs": 3000, "datadog_query_metrics": 4000}
+
+TOOLS = (
+    ToolSpec(
+        name="datadog_search_logs",
+        toolset="datadog",
+        access="read",
+        title="Search Datadog logs",
+        description="Search logs in a time window. Returns compact lines (time status service host | message), "
+        "newest first, with the top message patterns. Page with cursor.",
+        params=SearchLogsParams,
+        fn=search_logs,
+        budget_tokens=_BUDGETS["datadog_search_logs"],
+    ),
+    ToolSpec(
+        name="datadog_aggregate_logs",
+        toolset="datadog",
+        access="read",
+        title="Aggregate Datadog logs",
+        description="Count logs, or compute a measure, grouped by up to two facets: e.g. errors per service "
+        "and version, or pc95 of @duration per endpoint.",
+        params=AggregateLogsParams,
+        fn=aggregate_logs,
+        budget_tokens=_BUDGETS["datadog_aggregate_logs"],
+    ),
+    ToolSpec(
+        name="datadog_query_metrics",
+        toolset="datadog",
+        access="read",
+        title="Query Datadog metrics",
+        description="Run a metric query. Per series: min/max/avg/last, change against the previous window "
+        "of equal length, and a few downsampled points.",
+        params=QueryMetricsParams,
+        fn=query_metrics,
+        budget_tokens=_BUDGETS["datadog_query_metrics"],
+    ),
+)
+
+TOOLSET = Toolset(
+    name="datadog",
+    upstream=UPSTREAM,
+    access="read",
+    instructions="datadog_*: logs, metrics; queries use Datadog syntax.",
+    tools=TOOLS,
+    make_client=make_client,
+    routes=ROUTES,
+    env_vars=("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "SPYGLASS_DATADOG_URL"),
+)
+
