@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -53,16 +53,55 @@ class AuditEvent:
     hash: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a scalar: a plain read is ~10x faster than ``asdict``'s deep copy,
+        # which matters at tens of thousands of events per second.
+        return {name: getattr(self, name) for name in EVENT_FIELDS}
 
     def chain_hash(self, prev_hash: str) -> str:
-        body = {k: v for k, v in self.to_dict().items() if k not in ("hash",)}
+        body = self.to_dict()
+        del body["hash"]
         body["prev_hash"] = prev_hash
         payload = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
 EVENT_FIELDS = [f.name for f in fields(AuditEvent)]
+
+
+BOOL_FIELDS = frozenset(f.name for f in fields(AuditEvent) if f.type in ("bool", bool))
+
+
+def normalize_event(event: AuditEvent) -> AuditEvent:
+    """Make an event store-exact before it is hashed: what a database hands back hashes the same.
+
+    ``duration_ms`` is always a float (a REAL/double column returns ``5.0`` for ``5``) and text
+    carries no NUL (PostgreSQL text cannot hold one).
+    """
+    event.duration_ms = float(event.duration_ms)
+    for name in ("message", "args", "tool", "principal", "client", "client_version", "rule_id", "run_id"):
+        value = getattr(event, name)
+        if isinstance(value, str) and "\x00" in value:
+            setattr(event, name, value.replace("\x00", "\ufffd"))
+    return event
+
+
+def event_from_row(row: dict[str, Any]) -> AuditEvent:
+    """An event back from a stored row (SQLite stores booleans as 0/1, NULL text as None)."""
+    values: dict[str, Any] = {}
+    for name in EVENT_FIELDS:
+        v = row.get(name)
+        if name in BOOL_FIELDS:
+            v = bool(v)
+        elif name == "duration_ms":
+            v = float(v or 0.0)
+        elif v is None and name not in _NULLABLE:
+            v = 0 if name in _INT_FIELDS else ""
+        values[name] = v
+    return AuditEvent(**values)
+
+
+_NULLABLE = frozenset({"upstream_status", "ratelimit_limit", "ratelimit_remaining"})
+_INT_FIELDS = frozenset({"upstream_calls", "response_bytes", "est_tokens", "scope_filtered"})
 
 
 def new_event_id() -> str:

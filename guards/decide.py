@@ -135,7 +135,8 @@ def decide(call: Call, policy: Policy, now: datetime) -> Decision:
             return Decision(False, rule.id, rule.reason or f"denied by rule {rule.id!r}", hint=_deny_hint(rule))
     for rule in applicable:
         if rule.effect == "allow":
-            return Decision(True, rule.id, rule.reason or f"allowed by rule {rule.id!r}", approvers=tuple(rule.approvers))
+            reason = rule.reason or f"allowed by rule {rule.id!r}"
+            return Decision(True, rule.id, reason, approvers=tuple(rule.approvers))
     default = policy.defaults.write if call.access == "write" else policy.defaults.read
     rule_id = f"defaults.{call.access}"
     if default == "allow":

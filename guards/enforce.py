@@ -208,7 +208,7 @@ class Guard:
             access=meta.access,
             args=compact_args(self.redactor.value(dict(raw_args))),
             args_digest=digest_args(dict(raw_args)),
-            decision=decision.effect if decision else "deny" if outcome == Outcome.INVALID_ARGS else "",
+            decision=_decision_label(decision, outcome),
             rule_id=rule_id,
             outcome=outcome.value,
             message=message,
@@ -238,6 +238,13 @@ class Guard:
         else:
             self.sink.emit(event)
         return GuardResult(text=text, is_error=is_error, event=event, meta=result_meta)
+
+
+def _decision_label(decision: Decision | None, outcome: Outcome) -> str:
+    """What the audit calls the decision: a refusal by a scope or limit inside the call is a deny too."""
+    if outcome in (Outcome.DENIED, Outcome.INVALID_ARGS) or decision is None:
+        return "deny"
+    return decision.effect
 
 
 def _envelope(output: ToolOutput) -> str:

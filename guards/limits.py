@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
@@ -67,7 +67,7 @@ class LimitStore(Protocol):
 class MemoryLimitStore:
     """Sliding-window counters, exact for "at most N per window"; a process-local store."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._hits: dict[str, list[float]] = {}
         self._claims: dict[str, float] = {}
@@ -84,7 +84,8 @@ class MemoryLimitStore:
 
     async def claim_once(self, key: str, ttl_s: float) -> bool:
         now = self._clock()
-        self._claims = {k: exp for k, exp in self._claims.items() if exp > now} if len(self._claims) > 10000 else self._claims
+        if len(self._claims) > 10000:  # forget expired claims now and then
+            self._claims = {k: exp for k, exp in self._claims.items() if exp > now}
         exp = self._claims.get(key)
         if exp is not None and exp > now:
             return False

@@ -221,10 +221,13 @@ class ServeOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     transports: Mapping[str, httpx2.AsyncBaseTransport] = field(default_factory=dict)
-    state_dir: Path = Path("~/.local/state/spyglass").expanduser()
+    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/spyglass").expanduser())
     transport_kind: str = "stdio"
     server_name: str = "spyglass"
     log_level: str = "WARNING"
+    # HTTP only: bearer tokens -> principals (servers.httpauth), and the SDK's auth settings.
+    token_verifier: Any = None
+    auth: Any = None
 
 
 def build_server(opts: ServeOptions) -> SpyglassServer:
@@ -259,7 +262,9 @@ def build_server(opts: ServeOptions) -> SpyglassServer:
         instructions=instructions,
         tools=tools,
         lifespan=lifespan,
-        log_level=opts.log_level,
+        log_level=opts.log_level,  # type: ignore[arg-type]
+        token_verifier=opts.token_verifier,
+        auth=opts.auth,
     )
     server.runtime = runtime
     server.selection = selection  # type: ignore[attr-defined]

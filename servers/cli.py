@@ -9,6 +9,10 @@ import sys
 # Each module defines ``register(subparsers)`` adding its subcommands, with ``func`` defaults.
 COMMAND_MODULES = [
     "servers.cli_serve",
+    "servers.cli_sandbox",
+    "servers.cli_policy",
+    "servers.cli_doctor",
+    "servers.cli_install",
 ]
 
 

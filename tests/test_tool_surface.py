@@ -24,7 +24,9 @@ async def test_tool_schemas_match_their_reviewed_snapshot(toolset: str) -> None:
     path = SNAP_DIR / f"{toolset}.json"
     current = render(await listing([toolset]))
     assert path.exists(), f"no snapshot for {toolset}: run scripts/update-toolsnaps and review it"
-    assert path.read_text() == current, f"tool surface of {toolset} changed: run scripts/update-toolsnaps, review the diff"
+    assert path.read_text() == current, (
+        f"tool surface of {toolset} changed: run scripts/update-toolsnaps and review the diff"
+    )
 
 
 @pytest.mark.parametrize("toolset", sorted(TOOLSETS))
@@ -45,7 +47,9 @@ def test_tool_names_follow_vendor_verb_noun_and_are_unique() -> None:
             assert spec.name.startswith(name.removesuffix("_write").split("_")[0] + "_"), spec.name
 
 
-async def test_whole_tools_list_token_size_is_reported_and_within_group_budgets(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_whole_tools_list_token_size_is_reported_and_within_group_budgets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     everything = await listing(sorted(TOOLSETS))
     total = estimate_tokens(json.dumps(everything))
     with capsys.disabled():
