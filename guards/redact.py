@@ -52,7 +52,7 @@ class Redactor:
             named.append(("email", EMAIL))
         if phones:
             named.append(("phone", PHONE))
-        named.extend((f"pattern{i}", p) for i, p in enumerate(patterns))
+        named.extend((f"pattern{i}", _scoped_flags(p)) for i, p in enumerate(patterns))
         self._names = [n for n, _ in named]
         self._regex = re.compile("|".join(f"(?P<{n}>{p})" for n, p in named)) if named else None
         self._known: list[str] = []
@@ -79,6 +79,15 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.value(v) for v in value]
         return value
+
+
+_LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+
+
+def _scoped_flags(pattern: str) -> str:
+    """``(?i)ssn=..`` -> ``(?i:ssn=..)``: global flags are only legal at the start of the combined regex."""
+    m = _LEADING_FLAGS.match(pattern)
+    return f"(?{m.group(1)}:{pattern[m.end():]})" if m else pattern
 
 
 def _replace(m: re.Match[str]) -> str:

@@ -1,0 +1,58 @@
+"""SQLite sink: batched off the request path, durable for writes, flushed on close, hash-chained."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from guards.audit import AuditEvent, new_event_id, utc_now_iso
+from guards.audit_sqlite import SQLiteSink
+
+pytestmark = pytest.mark.anyio
+
+
+def event(tool: str = "t") -> AuditEvent:
+    return AuditEvent(id=new_event_id(), ts=utc_now_iso(), duration_ms=1.0, run_id="r", principal="p",
+                      principal_kind="os", client="c", client_version="1", server="s", tool=tool, toolset="ts",
+                      access="read", args="{}", args_digest="d", decision="allow", rule_id="defaults.read",
+                      outcome="ok")
+
+
+def rows(path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT tool, prev_hash, hash FROM audit_events ORDER BY rowid").fetchall()
+
+
+async def test_queued_events_are_all_written_by_close(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "a.db")
+    for i in range(2500):
+        sink.emit(event(f"t{i}"))
+    sink.close()
+    assert len(rows(tmp_path / "a.db")) == 2500
+
+
+async def test_a_durable_emit_is_committed_when_it_returns(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "a.db")
+    await sink.emit_durable(event("write"))
+    assert [r[0] for r in rows(tmp_path / "a.db")] == ["write"]
+    sink.close()
+
+
+async def test_events_form_a_hash_chain_per_stream(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "a.db")
+    for i in range(5):
+        sink.emit(event(f"t{i}"))
+    sink.close()
+    chain = rows(tmp_path / "a.db")
+    assert chain[0][1] == "" and all(chain[i][1] == chain[i - 1][2] for i in range(1, 5))
+
+
+async def test_a_sink_that_cannot_write_turns_unhealthy_and_refuses_durable_emits(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "a.db")
+    sink._conn.execute("DROP TABLE audit_events")  # simulate a broken store
+    with pytest.raises(Exception, match="did not commit"):
+        await sink.emit_durable(event())
+    assert not sink.healthy()
+    sink.close()
