@@ -36,7 +36,11 @@ def register(sub: Any) -> None:
 
 
 def server_command(args: argparse.Namespace) -> tuple[str, list[str]]:
-    exe = shutil.which("spyglass")
+    """The command that runs *this* installation: the `spyglass` script beside the running
+    interpreter (a venv or a uv/pipx tool dir), else the one on PATH, else `python -m`.
+    Interpreter paths are made absolute but never symlink-resolved: a venv's python is a symlink."""
+    beside = Path(sys.executable).parent / "spyglass"
+    exe = str(beside) if beside.exists() else shutil.which("spyglass")
     command, argv = (exe, ["serve"]) if exe else (sys.executable, ["-m", "servers.cli", "serve"])
     if args.toolsets:
         argv += ["--toolsets", args.toolsets]
@@ -44,7 +48,7 @@ def server_command(args: argparse.Namespace) -> tuple[str, list[str]]:
         argv.append("--read-only")
     if args.policy:
         argv += ["--policy", str(Path(args.policy).expanduser().resolve())]
-    return str(Path(command).resolve()), argv
+    return os.path.abspath(command), argv
 
 
 def _env(pairs: list[str]) -> dict[str, str]:
