@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-
-from guards.audit import AuditEvent, AuditSink, compact_args, digest_args, new_event_id, utc_now_iso
+from guards.audit import AuditEvent, AuditSink, canonical_json, cap_args, digest_text, new_event_id, utc_now_iso
 from guards.decide import Call, Decision, decide
-from guards.errors import AuditUnavailable, LimitExceeded, Outcome, PolicyDenied, ToolFailure
+from guards.errors import AuditUnavailable, LimitExceeded, LimitsUnavailable, Outcome, PolicyDenied, ToolFailure
 from guards.limits import LimitStore, draws_for
 from guards.policy import Policy
 from guards.principal import Principal
@@ -111,7 +109,9 @@ class Guard:
         execute: Execute,
     ) -> GuardResult:
         started = time.perf_counter()
-        record = CallRecord()
+        # A deadline, not a timer: the I/O layer (egress) caps every wait to what is left, so
+        # no per-call timer is armed on the hot path.
+        record = CallRecord(deadline=time.monotonic() + meta.timeout_s)
         token = bind_record(record)
         decision: Decision | None = None
         output: ToolOutput | None = None
@@ -127,13 +127,15 @@ class Guard:
             )
             if not decision.allowed:
                 raise PolicyDenied(decision.reason, rule_id=decision.rule_id, hint=decision.hint)
+            if meta.access == "write" and not await self.limits.healthy():
+                raise LimitsUnavailable(
+                    "the shared limits store is unreachable, so write calls are refused",
+                    hint="retry once it is back; read calls still work",
+                )
             await self._take_limits(meta, principal, policy_args)
             if meta.access == "write" and not self.sink.healthy():
                 raise AuditUnavailable("the audit log cannot be written, so write calls are refused")
-            with anyio.fail_after(meta.timeout_s):
-                output = await execute(dict(args), decision, record)
-        except TimeoutError:
-            failure = _timeout(meta)
+            output = await execute(dict(args), decision, record)
         except ToolFailure as e:
             failure = e
         except Exception:
@@ -186,13 +188,18 @@ class Guard:
                 result_meta["total"] = output.total
             if output.next_cursor:
                 result_meta["next_cursor"] = output.next_cursor
-            outcome, message, is_error = Outcome.OK, "", False
+            # Notes a tool left on an allowed call (e.g. a guardrail in shadow mode) go to the audit only.
+            notes = "; ".join(f"{k}: {v}" for k, v in sorted(record.notes.items()))
+            outcome, message, is_error = Outcome.OK, self.redactor.text(notes)[:300], False
         else:
             assert failure is not None
             text, truncated, is_error = self.redactor.text(failure.render()), False, True
             outcome, message = failure.outcome, self.redactor.text(failure.message)[:300]
         rule_id = getattr(failure, "rule_id", None) or (decision.rule_id if decision else "")
         rl = record.rate_limit
+        # One serialisation serves both: the digest binds the exact arguments, the stored copy
+        # is the same text with secrets redacted.
+        raw_json = canonical_json(dict(raw_args))
         event = AuditEvent(
             id=new_event_id(),
             ts=utc_now_iso(),
@@ -206,8 +213,8 @@ class Guard:
             tool=meta.name,
             toolset=meta.toolset,
             access=meta.access,
-            args=compact_args(self.redactor.value(dict(raw_args))),
-            args_digest=digest_args(dict(raw_args)),
+            args=cap_args(self.redactor.text(raw_json)),
+            args_digest=digest_text(raw_json),
             decision=_decision_label(decision, outcome),
             rule_id=rule_id,
             outcome=outcome.value,
@@ -254,12 +261,3 @@ def _envelope(output: ToolOutput) -> str:
     if output.next_cursor:
         parts.append(f"next_cursor={output.next_cursor} (pass as cursor to continue)")
     return "\n[" + " · ".join(parts) + "]"
-
-
-def _timeout(meta: ToolMeta) -> ToolFailure:
-    from guards.errors import UpstreamTimeout
-
-    return UpstreamTimeout(
-        f"{meta.name} did not finish within {meta.timeout_s:.0f}s",
-        hint="narrow the time window or the query and try again",
-    )

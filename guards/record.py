@@ -7,6 +7,7 @@ any argument threading and without ``guards`` importing the servers.
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -27,12 +28,17 @@ class CallRecord:
     rate_limit: RateLimitSnapshot | None = None
     scope_filtered: int = 0
     scope_applied: bool = False
+    # time.monotonic() by which the call must finish; I/O layers cap their waits to it.
+    deadline: float | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def upstream_attempt(self, status: int | None, nbytes: int) -> None:
         self.upstream_calls += 1
         self.upstream_status = status
         self.response_bytes += nbytes
+
+    def remaining_s(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     def scoped(self, filtered: int = 0) -> None:
         """Say that a read scope applied, and how many upstream items it withheld."""

@@ -40,6 +40,15 @@ log = logging.getLogger("spyglass")
 # name -> "module:attribute". Modules are imported only when their toolset is selected.
 TOOLSETS: dict[str, str] = {
     "datadog": "servers.datadog.tools:TOOLSET",
+    "deploy": "servers.deploy.tools:TOOLSET",
+    "deploy_write": "servers.deploy.tools:WRITE_TOOLSET",
+    "grafana": "servers.grafana.tools:TOOLSET",
+    "statsig": "servers.statsig.tools:TOOLSET",
+    "linear": "servers.linear.tools:TOOLSET",
+    "linear_write": "servers.linear.write:TOOLSET",
+    "slack": "servers.slack.tools:TOOLSET",
+    "slack_write": "servers.slack.write:TOOLSET",
+    "drive": "servers.drive.tools:TOOLSET",
 }
 WRITE_TOOLSETS = {name for name in TOOLSETS if name.endswith("_write")}
 
@@ -115,6 +124,7 @@ class GuardedTool(Tool):
     spec: Any = Field(exclude=True)
     toolset_def: Any = Field(exclude=True)
     runtime: Any = Field(exclude=True)
+    tool_meta: Any = Field(exclude=True)
 
     @classmethod
     def build(cls, spec: ToolSpec, toolset: Toolset, runtime: Runtime) -> GuardedTool:
@@ -137,6 +147,7 @@ class GuardedTool(Tool):
             spec=spec,
             toolset_def=toolset,
             runtime=runtime,
+            tool_meta=spec.meta(toolset.upstream),
         )
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
@@ -144,15 +155,18 @@ class GuardedTool(Tool):
         toolset: Toolset = self.toolset_def
         runtime: Runtime = self.runtime
         principal = runtime.principal(context)
+        validated: list[Any] = []  # the params model, validated once and handed to the tool
 
         def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
             try:
-                return spec.params.model_validate(dict(raw)).model_dump(by_alias=True)
+                params = spec.params.model_validate(dict(raw))
             except ValidationError as e:
                 raise invalid_from_validation(spec.name, e) from None
+            validated.append(params)
+            return params.model_dump(by_alias=True)
 
         async def execute(args: dict[str, Any], decision: Decision, record: CallRecord) -> ToolOutput:
-            params = spec.params.model_validate(args)
+            params = validated[0]
             client = await runtime.client_for(toolset) if spec.needs_client else None
             policy = runtime.guard.policy
 
@@ -162,7 +176,7 @@ class GuardedTool(Tool):
                 except Exception:  # no progress token / no back channel: progress is best effort
                     pass
 
-            ctx = ToolContext(
+            ctx = ToolContext(  # progress is a closure: created per call, cheap, only awaited if used
                 client=client,
                 principal=principal,
                 now=runtime.guard.clock(),
@@ -176,7 +190,7 @@ class GuardedTool(Tool):
             out = await spec.fn(params, ctx)
             return out if isinstance(out, ToolOutput) else ToolOutput(text=str(out))
 
-        result = await runtime.guard.run(spec.meta(toolset.upstream), arguments, principal, validate, execute)
+        result = await runtime.guard.run(self.tool_meta, arguments, principal, validate, execute)
         meta = {"spyglass": result.meta} if result.meta else None
         return CallToolResult(
             content=[TextContent(type="text", text=result.text)], is_error=result.is_error, _meta=meta

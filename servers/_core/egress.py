@@ -75,7 +75,9 @@ def default_error_message(body: bytes) -> str:
         for key in ("errors", "error", "message", "detail", "error_description"):
             v = data.get(key)
             if isinstance(v, list) and v:
-                return "; ".join(str(x.get("detail") or x.get("message") or x) if isinstance(x, dict) else str(x) for x in v[:3])
+                return "; ".join(
+                    str(x.get("detail") or x.get("message") or x) if isinstance(x, dict) else str(x) for x in v[:3]
+                )
             if isinstance(v, dict):
                 return str(v.get("message") or v)
             if v:
@@ -134,9 +136,11 @@ class EgressClient:
         self.error_message = error_message
         self.access_hint = access_hint
         self._sleep = sleep
+        self._timeout_s = timeout_s
+        self._timeout = httpx2.Timeout(timeout_s, connect=min(timeout_s, 5.0))
         self._http = httpx2.AsyncClient(
             headers=dict(headers or {}),
-            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            timeout=self._timeout,
             transport=transport,
             follow_redirects=False,  # a redirect could leave the allowlisted host
         )
@@ -175,11 +179,19 @@ class EgressClient:
     ) -> Response:
         route, url = self.url_for(method, template, path_params)
         expected = set(expect)
+        record = current_record()
         slept = 0.0
         last_error: Exception | None = None
         for attempt in range(1, self.retry.attempts + 1):
+            left = record.remaining_s() if record is not None else None
+            if left is not None and left <= 0:
+                raise UpstreamTimeout(
+                    f"the call ran out of its time budget before {self.upstream} answered",
+                    hint="narrow the time window or the query and try again",
+                )
             try:
-                resp = await self._send(method.upper(), url, params=params, json=json, data=data, headers=headers)
+                resp = await self._send(method.upper(), url, params=params, json=json, data=data, headers=headers,
+                                        timeout=self._timeout if left is None else min(self._timeout_s, left))
             except httpx2.TimeoutException as e:
                 last_error = e
                 self._note(None, 0)
@@ -209,7 +221,8 @@ class EgressClient:
                 if resp.status == 429:
                     wait = retry_after_seconds(resp.headers)
                     wait = self.retry.backoff_s * 2**attempt if wait is None else wait
-                    if attempt < self.retry.attempts and slept + wait <= self.retry.budget_s:
+                    room = left is None or wait < left
+                    if attempt < self.retry.attempts and slept + wait <= self.retry.budget_s and room:
                         slept += wait
                         await self._sleep(wait)
                         continue

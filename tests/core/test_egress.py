@@ -147,5 +147,32 @@ async def test_redirects_are_not_followed_off_the_allowlisted_host() -> None:
     assert len(seen) == 1
 
 
+async def test_a_call_past_its_deadline_times_out_without_sending() -> None:
+    import time
+
+    c, seen, _ = client(always(200))
+    record = CallRecord(deadline=time.monotonic() - 1)
+    token = bind_record(record)
+    try:
+        with pytest.raises(UpstreamTimeout, match="ran out of its time budget"):
+            await c.request("GET", "/api/v1/items/{item_id}", path_params={"item_id": "1"})
+    finally:
+        unbind_record(token)
+    assert seen == []
+
+
+async def test_a_wait_for_retry_after_longer_than_the_deadline_is_not_attempted() -> None:
+    import time
+
+    c, _seen, slept = client(always(429, {}, {"Retry-After": "3"}))
+    token = bind_record(CallRecord(deadline=time.monotonic() + 2))
+    try:
+        with pytest.raises(RateLimited):
+            await c.request("POST", "/api/v2/search", json={})
+    finally:
+        unbind_record(token)
+    assert slept == []
+
+
 def test_retry_policy_defaults_are_bounded() -> None:
     assert RetryPolicy().attempts == 3 and RetryPolicy().budget_s <= 5
