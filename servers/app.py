@@ -61,6 +61,21 @@ INSTRUCTIONS = (
 )
 
 
+LISTING_DIR = Path(__file__).parent / "listing"
+
+
+def read_listing(toolset: str) -> dict[str, Any] | None:
+    """The reviewed tools/list entries and instructions of one toolset, or None if not generated."""
+    import json
+
+    path = LISTING_DIR / f"{toolset}.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return data
+
+
 def load_toolset(name: str) -> Toolset:
     try:
         target = TOOLSETS[name]
@@ -127,6 +142,34 @@ class GuardedTool(Tool):
     tool_meta: Any = Field(exclude=True)
 
     @classmethod
+    def from_listing(cls, entry: dict[str, Any], toolset_name: str, runtime: Runtime) -> GuardedTool:
+        """A tool advertised from its reviewed listing; its code is imported on the first call."""
+        return cls(
+            fn=_no_fn,
+            name=entry["name"],
+            title=entry.get("title"),
+            description=entry.get("description", ""),
+            parameters=entry["inputSchema"],
+            fn_metadata=_NO_OUTPUT,
+            is_async=True,
+            context_kwarg=None,
+            annotations=ToolAnnotations.model_validate(entry.get("annotations") or {}),
+            spec=None,
+            toolset_def=toolset_name,
+            runtime=runtime,
+            tool_meta=None,
+        )
+
+    def _resolve(self) -> tuple[ToolSpec, Toolset]:
+        if self.spec is None:
+            toolset = load_toolset(self.toolset_def)
+            spec = next((t for t in toolset.tools if t.name == self.name), None)
+            if spec is None:  # the listing and the code disagree: a build without update-toolsnaps
+                raise RuntimeError(f"tool {self.name} is listed but toolset {toolset.name} no longer defines it")
+            self.spec, self.toolset_def, self.tool_meta = spec, toolset, spec.meta(toolset.upstream)
+        return self.spec, self.toolset_def
+
+    @classmethod
     def build(cls, spec: ToolSpec, toolset: Toolset, runtime: Runtime) -> GuardedTool:
         schema = compact_schema(spec.params.model_json_schema(by_alias=True))
         return cls(
@@ -151,8 +194,7 @@ class GuardedTool(Tool):
         )
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        spec: ToolSpec = self.spec
-        toolset: Toolset = self.toolset_def
+        spec, toolset = self._resolve()
         runtime: Runtime = self.runtime
         principal = runtime.principal(context)
         validated: list[Any] = []  # the params model, validated once and handed to the tool
@@ -239,6 +281,9 @@ class ServeOptions:
     transport_kind: str = "stdio"
     server_name: str = "spyglass"
     log_level: str = "WARNING"
+    # Advertise tools from servers/listing/*.json and import a toolset's code on its first call
+    # (cold start). The snapshot tests keep those files identical to the code.
+    use_listing: bool = True
     # HTTP only: bearer tokens -> principals (servers.httpauth), and the SDK's auth settings.
     token_verifier: Any = None
     auth: Any = None
@@ -259,9 +304,17 @@ def build_server(opts: ServeOptions) -> SpyglassServer:
         state_dir=opts.state_dir,
         transport_kind=opts.transport_kind,
     )
-    toolsets = [load_toolset(n) for n in selection.toolsets]
-    tools: list[Tool] = [GuardedTool.build(spec, ts, runtime) for ts in toolsets for spec in ts.tools]
-    instructions = " ".join([INSTRUCTIONS, *(ts.instructions for ts in toolsets)])
+    tools: list[Tool] = []
+    instructions = [INSTRUCTIONS]
+    for name in selection.toolsets:
+        listed = read_listing(name) if opts.use_listing else None
+        if listed is not None:
+            tools += [GuardedTool.from_listing(entry, name, runtime) for entry in listed["tools"]]
+            instructions.append(listed["instructions"])
+        else:
+            ts = load_toolset(name)
+            tools += [GuardedTool.build(spec, ts, runtime) for spec in ts.tools]
+            instructions.append(ts.instructions)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Any]) -> AsyncIterator[None]:
@@ -273,7 +326,7 @@ def build_server(opts: ServeOptions) -> SpyglassServer:
     server = SpyglassServer(
         opts.server_name,
         version=_version(),
-        instructions=instructions,
+        instructions=" ".join(instructions),
         tools=tools,
         lifespan=lifespan,
         log_level=opts.log_level,  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import pytest
 
 from guards.enforce import estimate_tokens
 from servers.app import TOOLSETS, WRITE_TOOLSETS, load_toolset
-from tests.toolsnaps import SNAP_DIR, listing, render
+from tests.toolsnaps import SNAP_DIR, document, listing, render
 
 pytestmark = pytest.mark.anyio
 
@@ -22,8 +22,8 @@ TOKEN_BUDGETS: dict[tuple[str, ...], int] = {
 @pytest.mark.parametrize("toolset", sorted(TOOLSETS))
 async def test_tool_schemas_match_their_reviewed_snapshot(toolset: str) -> None:
     path = SNAP_DIR / f"{toolset}.json"
-    current = render(await listing([toolset]))
-    assert path.exists(), f"no snapshot for {toolset}: run scripts/update-toolsnaps and review it"
+    current = render(await document(toolset))
+    assert path.exists(), f"no listing for {toolset}: run scripts/update-toolsnaps and review it"
     assert path.read_text() == current, (
         f"tool surface of {toolset} changed: run scripts/update-toolsnaps and review the diff"
     )

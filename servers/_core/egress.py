@@ -278,8 +278,10 @@ class EgressClient:
             return
         rec.upstream_attempt(status, nbytes)
         if headers is not None:
-            limit = _header_int(headers, "x-ratelimit-limit", "ratelimit-limit")
-            remaining = _header_int(headers, "x-ratelimit-remaining", "ratelimit-remaining")
+            # Datadog/GitHub/Grafana: X-RateLimit-*; IETF draft: RateLimit-*; Linear: X-RateLimit-Requests-*.
+            limit = _header_int(headers, "x-ratelimit-limit", "ratelimit-limit", "x-ratelimit-requests-limit")
+            remaining = _header_int(headers, "x-ratelimit-remaining", "ratelimit-remaining",
+                                    "x-ratelimit-requests-remaining")
             if limit is not None or remaining is not None:
                 reset = _header_int(headers, "x-ratelimit-reset", "ratelimit-reset")
                 rec.rate_limit = RateLimitSnapshot(self.upstream, limit, remaining, reset)
