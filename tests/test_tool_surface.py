@@ -8,7 +8,7 @@ import pytest
 
 from guards.enforce import estimate_tokens
 from servers.app import TOOLSETS, WRITE_TOOLSETS, load_toolset
-from tests.toolsnaps import SNAP_DIR, document, listing, render
+from tests.toolsnaps import README, SNAP_DIR, document, listing, readme_tools, render, splice_readme
 
 pytestmark = pytest.mark.anyio
 
@@ -36,6 +36,12 @@ async def test_every_tool_carries_all_four_hints_matching_its_access(toolset: st
         for key in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
             assert key in hints, f"{tool['name']} lacks {key}"
         assert hints["readOnlyHint"] is (toolset not in WRITE_TOOLSETS), tool["name"]
+
+
+def test_the_readme_tool_table_matches_the_listings() -> None:
+    docs = {name: json.loads((SNAP_DIR / f"{name}.json").read_text()) for name in TOOLSETS}
+    text = README.read_text()
+    assert splice_readme(text, readme_tools(docs)) == text, "README tool table is stale: run scripts/update-toolsnaps"
 
 
 def test_tool_names_follow_vendor_verb_noun_and_are_unique() -> None:
