@@ -149,7 +149,8 @@ def _deny_hint(rule: Rule) -> str:
     if rule.unless:
         parts.append("allowed when " + "; ".join(f"{k} is {_describe(m)}" for k, m in rule.unless.items()))
     if rule.when is not None:
-        parts.append(f"or outside {rule.when.from_} to {rule.when.to} ({rule.when.zone})")
+        window = f"{rule.when.from_} to {rule.when.to} ({rule.when.zone})"
+        parts.append(f"or outside {window}" if parts else f"allowed outside {window}")
     return " ".join(parts) if parts else f"rule {rule.id!r} denies it; ask a policy owner"
 
 

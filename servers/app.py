@@ -166,7 +166,7 @@ class GuardedTool(Tool):
             spec = next((t for t in toolset.tools if t.name == self.name), None)
             if spec is None:  # the listing and the code disagree: a build without update-toolsnaps
                 raise RuntimeError(f"tool {self.name} is listed but toolset {toolset.name} no longer defines it")
-            self.spec, self.toolset_def, self.tool_meta = spec, toolset, spec.meta(toolset.upstream)
+            self.spec, self.toolset_def, self.tool_meta = spec, toolset, spec.meta(toolset.upstream, self.runtime)
         return self.spec, self.toolset_def
 
     @classmethod
@@ -190,7 +190,7 @@ class GuardedTool(Tool):
             spec=spec,
             toolset_def=toolset,
             runtime=runtime,
-            tool_meta=spec.meta(toolset.upstream),
+            tool_meta=spec.meta(toolset.upstream, runtime),
         )
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:

@@ -40,9 +40,6 @@ class Runtime:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     os_user: str = field(default_factory=_os_user)
     _clients: dict[str, Any] = field(default_factory=dict)
-    # principal per (session, token subject): identity is fixed for a connection, so it is worked out
-    # once rather than on every call. Weakly keyed by the session object's id; bounded.
-    _principals: dict[tuple[int, str], Principal] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # shared stores a toolset keeps per process
 
     def client_env(self, upstream: str) -> ClientEnv:
@@ -86,12 +83,6 @@ class Runtime:
         except Exception:  # direct call without a request (tests, `policy explain`)
             rc = None
         token = get_access_token()
-        cacheable = rc is not None and rc.request is None  # stdio / in-memory: one identity per session
-        if cacheable:
-            key = (id(rc.session), token.client_id if token is not None else "")
-            cached = self._principals.get(key)
-            if cached is not None:
-                return cached
         if rc is not None:
             params = getattr(rc.session, "client_params", None)
             info = getattr(params, "client_info", None)
@@ -102,13 +93,7 @@ class Runtime:
                 headers = request.headers
                 run_id = headers.get("mcp-session-id") or headers.get("x-spyglass-run-id") or uuid.uuid4().hex[:12]
         if token is not None:
-            principal = Principal(token.client_id or "token", "token", client, version, run_id)
-        elif self.transport_kind == "http":
-            principal = Principal("anonymous", "anonymous", client, version, run_id)
-        else:
-            principal = Principal(self.os_user, "os", client, version, run_id)
-        if cacheable:
-            if len(self._principals) > 1024:
-                self._principals.clear()
-            self._principals[key] = principal
-        return principal
+            return Principal(token.client_id or "token", "token", client, version, run_id)
+        if self.transport_kind == "http":
+            return Principal("anonymous", "anonymous", client, version, run_id)
+        return Principal(self.os_user, "os", client, version, run_id)

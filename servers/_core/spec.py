@@ -81,11 +81,20 @@ class ToolSpec:
     open_world: bool = True
     budget_tokens: int = 6000
     timeout_s: float = 60.0
-    policy_args: Callable[[dict[str, Any], Principal], Awaitable[dict[str, Any]]] | None = None
+    # For tools whose arguments point at a stored request (deploy_apply(plan_id)): what policy and
+    # limits decide on. Gets the runtime so it can verify what it decodes before any budget is drawn.
+    policy_args: Callable[[dict[str, Any], Principal, Runtime], Awaitable[dict[str, Any]]] | None = None
     # For tools that need the runtime rather than one vendor client (context, deploy).
     needs_client: bool = True
 
-    def meta(self, upstream: str) -> ToolMeta:
+    def meta(self, upstream: str, runtime: Runtime | None = None) -> ToolMeta:
+        bound = None
+        if self.policy_args is not None and runtime is not None:
+            resolve, rt = self.policy_args, runtime
+
+            async def bound(args: dict[str, Any], principal: Principal) -> dict[str, Any]:
+                return await resolve(args, principal, rt)
+
         return ToolMeta(
             name=self.name,
             toolset=self.toolset,
@@ -93,7 +102,7 @@ class ToolSpec:
             upstream=upstream,
             budget_tokens=self.budget_tokens,
             timeout_s=self.timeout_s,
-            policy_args=self.policy_args,
+            policy_args=bound,
         )
 
 
