@@ -1,1 +1,1 @@
-"""Datadog: logs, metrics (and, with the observability toolset, traces, monitors, incidents...)."""
+"""Datadog: logs, metrics, spans and traces, Error Tracking, monitors, incidents, events, dashboards."""

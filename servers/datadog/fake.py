@@ -2,7 +2,9 @@
 cursor pagination, ``{"errors": [...]}`` bodies and X-RateLimit-* headers, on loopback.
 
 Data comes from the shared :class:`~servers._core.world.World`, so a rollback made through the
-deploy fake shows here as recovered error rates and quiet logs.
+deploy fake shows here as recovered error rates and quiet logs. Logs and metrics live here; spans,
+Error Tracking, monitors, incidents, events and dashboards in fake_apm.py / fake_ops.py, served by
+fake_routes.py.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from servers._core.fakekit import (
     page_offset,
 )
 from servers._core.world import World
+from servers.datadog import fake_routes
 
 API_KEY = "sandbox-dd-api-key-0000000000000000"
 APP_KEY = "sandbox-dd-app-key-00000000000000000000"
@@ -141,7 +144,8 @@ _METRICS = {
 def _metric_series(world: World, query: str, start: datetime, end: datetime) -> dict[str, Any]:
     m = _METRIC.match(query)
     if not m:
-        return {"status": "error", "error": f"Error parsing query: unable to parse {query}: Rule 'scope_expr' didn't match",
+        err = f"Error parsing query: unable to parse {query}: Rule 'scope_expr' didn't match"
+        return {"status": "error", "error": err,
                 "series": [], "res_type": "time_series", "query": query}
     _agg, metric, scope, by, _suffix = m.groups()
     filters = {}
@@ -275,6 +279,8 @@ def build_app(world: World, faults: Faults | None = None) -> Starlette:
         Route("/api/v2/logs/events/search", logs_search, methods=["POST"]),
         Route("/api/v2/logs/analytics/aggregate", logs_aggregate, methods=["POST"]),
         Route("/api/v1/query", metrics_query, methods=["GET"]),
+        # APM, Error Tracking, monitors, incidents, events, dashboards (servers/datadog/fake_routes.py).
+        *fake_routes.routes(world, guard, ok),
     ])
 
 

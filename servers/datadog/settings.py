@@ -26,7 +26,8 @@ class DatadogSettings:
             raise MissingAccess(
                 f"Datadog credentials missing: {', '.join(missing)} not set",
                 hint="set DD_API_KEY and DD_APP_KEY (an application key with logs_read_data, "
-                "metrics_read, apm_read, monitors_read, incident_read scopes); DD_SITE for non-US1 sites",
+                "metrics_read, apm_read, error_tracking_read, monitors_read, incident_read, events_read, "
+                "dashboards_read scopes); DD_SITE for non-US1 sites",
             )
         site = env.get("DD_SITE", "datadoghq.com").strip()
         if site not in SITES and not env.get("SPYGLASS_DATADOG_URL"):

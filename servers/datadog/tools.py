@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+
 from pydantic import Field, field_validator
 
-from servers._core.errors import PolicyDenied
+from guards.durations import format_duration
 from servers._core.shaping import (
     ToolOutput,
     decode_cursor,
@@ -21,42 +22,12 @@ from servers._core.shaping import (
 )
 from servers._core.spec import ToolContext, Toolset, ToolSpec, WindowParams
 from servers._core.timeparse import iso, resolve_window, short_time
+from servers.datadog import tools_apm, tools_ops
 from servers.datadog.client import ROUTES, DatadogClient, make_client
 from servers.datadog.models import LogLine
+from servers.datadog.scope import in_service_scope, scoped_indexes, scoped_query
 
 UPSTREAM = "datadog"
-
-
-# --- scope ----------------------------------------------------------------------------------------
-def scoped_indexes(ctx: ToolContext, requested: str | None) -> list[str] | None:
-    allowed = ctx.scope.indexes if ctx.scope else None
-    if requested:
-        if allowed is not None and requested not in allowed:
-            raise PolicyDenied(
-                f"index {requested!r} is outside the Datadog scope",
-                rule_id="scopes.datadog.indexes",
-                hint=f"use one of: {', '.join(allowed)}",
-            )
-        return [requested]
-    if allowed is not None:
-        ctx.record.scoped()
-        return list(allowed)
-    return None
-
-
-def scoped_query(ctx: ToolContext, query: str) -> str:
-    """Narrow the query to the scoped services; results are post-filtered too (never trust a filter)."""
-    services = ctx.scope.services if ctx.scope else None
-    if not services:
-        return query
-    ctx.record.scoped()
-    clause = "service:(" + " OR ".join(services) + ")"
-    return clause if query.strip() in ("", "*") else f"({query}) {clause}"
-
-
-def in_service_scope(ctx: ToolContext, service: str | None) -> bool:
-    services = ctx.scope.services if ctx.scope else None
-    return services is None or (service is not None and service in services)
 
 
 # --- datadog_search_logs --------------------------------------------------------------------------
@@ -114,8 +85,8 @@ class AggregateLogsParams(WindowParams):
     query: str = Field("*", description="Datadog log search syntax.", max_length=2000)
     group_by: list[str] = Field(default_factory=list, max_length=2,
                                 description="Up to two facets, e.g. ['service', '@http.status_code'].")
-    compute: str = Field("count", description="'count', or '<agg>:<measure>' with agg in "
-                         "cardinality|sum|min|max|avg|median|pc75|pc90|pc95|pc98|pc99, e.g. 'pc95:@duration'.")
+    compute: str = Field("count", description="'count' or '<agg>:<measure>', agg one of "
+                         "cardinality|sum|min|max|avg|median|pc75|pc90|pc95|pc98|pc99; e.g. 'pc95:@duration'.")
     limit: int = Field(10, ge=1, le=50, description="Buckets per facet.")
     index: str | None = Field(None, description="Log index; default: all indexes in scope.")
 
@@ -172,7 +143,8 @@ async def query_metrics(p: QueryMetricsParams, ctx: ToolContext) -> ToolOutput:
         visible = [s for s in series if _series_service(s.scope) in services]
         ctx.record.scoped(len(series) - len(visible))
         series = visible
-    header = f"datadog metrics · {p.query} · {iso(start)} → {iso(end)} · change vs previous {span}"
+    header = (f"datadog metrics · {p.query} · {iso(start)} → {iso(end)} · "
+              f"change vs previous {format_duration(span.total_seconds())}")
     rows, details = [], []
     t0 = start.timestamp()
     summarized = []
@@ -246,13 +218,16 @@ TOOLS = (
         fn=query_metrics,
         budget_tokens=_BUDGETS["datadog_query_metrics"],
     ),
+    *tools_apm.tool_specs(),
+    *tools_ops.tool_specs(),
 )
 
 TOOLSET = Toolset(
     name="datadog",
     upstream=UPSTREAM,
     access="read",
-    instructions="datadog_*: logs, metrics; queries use Datadog syntax.",
+    instructions="datadog_*: logs, metrics, traces, monitors, incidents, events, error issues, dashboards; "
+    "queries use Datadog syntax.",
     tools=TOOLS,
     make_client=make_client,
     routes=ROUTES,
