@@ -1,0 +1,1 @@
+"""Grafana: dashboards, datasources, Prometheus and Loki through the datasource proxy, alerts, annotations."""
