@@ -1,0 +1,1 @@
+"""Statsig (Console API): gates, experiments, dynamic configs, segments, and the audit log."""
