@@ -1,0 +1,1 @@
+"""Google Drive: search, metadata and text of Docs, Sheets, Slides, PDFs and text files (read only)."""
