@@ -24,7 +24,7 @@ MAX_LINES = 14
 # (narration, tool, args). Steps whose tool is not registered are skipped.
 STEPS: list[tuple[str, str, dict[str, Any]]] = [
     ("A page fires for checkout. The agent starts where the on-call would: what is alerting?",
-     "datadog_list_monitors", {"state": "Alert"}),
+     "datadog_list_monitors", {"state": "alert"}),
     ("What are checkout's errors saying?",
      "datadog_search_logs", {"query": "service:checkout status:error", "from": "now-1h", "limit": 8}),
     ("Where are the errors concentrated?",

@@ -23,6 +23,13 @@ from servers._core.world import World
 # upstream name -> fake module (each has build_app(world, faults) and sandbox_env(base_url)).
 FAKES: dict[str, str] = {
     "datadog": "servers.datadog.fake",
+    "argocd": "servers.deploy.fake_argocd",
+    "github": "servers.deploy.fake_github",
+    "grafana": "servers.grafana.fake",
+    "statsig": "servers.statsig.fake",
+    "linear": "servers.linear.fake",
+    "slack": "servers.slack.fake",
+    "drive": "servers.drive.fake",
 }
 
 
