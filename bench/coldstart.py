@@ -22,6 +22,7 @@ from mcp.client.stdio import stdio_client
 
 RUNS = 7
 SPYGLASS = str(Path(sys.executable).parent / "spyglass")
+POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.example.toml"
 
 
 def bare_script(n_tools: int, path: Path) -> None:
@@ -49,8 +50,7 @@ async def run() -> tuple[list[float], list[float], int]:
     with tempfile.TemporaryDirectory() as tmp:
         env["SPYGLASS_STATE_DIR"] = tmp
         env.pop("SPYGLASS_AUDIT_URL", None)
-        policy = Path(__file__).resolve().parents[1] / "config" / "policy.example.toml"
-        ours = StdioServerParameters(command=SPYGLASS, args=["serve", "--toolsets", "all", "--policy", str(policy)],
+        ours = StdioServerParameters(command=SPYGLASS, args=["serve", "--toolsets", "all", "--policy", str(POLICY)],
                                      env=env)
         _, n_tools = await time_once(ours)  # warm the OS file cache, count the tools
         script = Path(tmp) / "bare_server.py"

@@ -16,8 +16,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setting up .venv (installing spyglass-mcp with its dev extras)..." >&2
-  .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' >&2 || true
-  .venv/bin/python -c 'import servers.cli, mcp, httpx2' || { echo "install failed" >&2; exit 1; }
+  log=".venv/install.log"
+  .venv/bin/python -m pip install --quiet --upgrade pip >"$log" 2>&1 || true
+  if ! .venv/bin/python -m pip install --quiet -e '.[dev]' >>"$log" 2>&1 \
+      || ! .venv/bin/python -c 'import servers.cli, mcp, httpx2' 2>>"$log"; then
+    tail -40 "$log" >&2; echo "setting up .venv failed; full log: $log" >&2; exit 1
+  fi
   echo "$want" > "$stamp"
 fi
