@@ -190,7 +190,7 @@ class Guard:
                 result_meta["next_cursor"] = output.next_cursor
             # Notes a tool left on an allowed call (e.g. a guardrail in shadow mode) go to the audit only.
             notes = "; ".join(f"{k}: {v}" for k, v in sorted(record.notes.items()))
-            outcome, message, is_error = Outcome.OK, self.redactor.text(notes)[:300], False
+            outcome, message, is_error = Outcome.OK, self.redactor.text(notes)[:300] if notes else "", False
         else:
             assert failure is not None
             text, truncated, is_error = self.redactor.text(failure.render()), False, True

@@ -31,6 +31,33 @@ SECRET_DETECTORS: dict[str, str] = {
         r"[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED)[^\s\"',;]{6,}"
     ),
 }
+# Literal triggers per detector: a detector's regex runs only when one of its triggers occurs in
+# the text (checked with C-speed substring tests; lower-case triggers against the lower-cased
+# text). Python's re tries every alternative at every position, so one combined regex cost
+# ~0.3 µs per character — about a millisecond for an ordinary 3 KB tool result.
+TRIGGERS: dict[str, tuple[str, ...]] = {
+    "aws_access_key": ("AKIA", "ASIA", "AGPA", "AIDA", "AROA"),
+    "aws_secret_key": ("aws_secret_access_key",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",),
+    "google_api_key": ("AIza",),
+    "stripe_key": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+    "linear_key": ("lin_api_", "lin_oauth_"),
+    "statsig_key": ("console-", "secret-"),
+    "jwt": ("eyJ",),
+    "private_key": ("PRIVATE KEY",),
+    "url_password": ("://",),
+    "bearer": ("bearer",),
+    "assigned_secret": ("password", "passwd", "secret", "key", "token"),
+    "email": ("@",),
+}
+# Nothing shorter can hold a secret any detector knows (the shortest, an assigned secret, is
+# "passwd=" plus 6 characters); known credentials are at least 8 characters.
+MIN_SECRET_CHARS = 8
+# Triggers matched case-insensitively (their detectors use (?i:...)).
+_LOWER = frozenset({"aws_secret_key", "bearer", "assigned_secret"})
+
 EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"
 PHONE = r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)"
 
@@ -54,7 +81,10 @@ class Redactor:
             named.append(("phone", PHONE))
         named.extend((f"pattern{i}", _scoped_flags(p)) for i, p in enumerate(patterns))
         self._names = [n for n, _ in named]
-        self._regex = re.compile("|".join(f"(?P<{n}>{p})" for n, p in named)) if named else None
+        # (name, triggers or None = always, needs lower-cased text, compiled regex)
+        self._detectors = [
+            (n, TRIGGERS.get(n), n in _LOWER, re.compile(f"(?P<{n}>{p})")) for n, p in named
+        ]
         self._known: list[str] = []
         self.add_known_secrets(known_secrets)
 
@@ -63,12 +93,25 @@ class Redactor:
         self._known = sorted({*self._known, *(v for v in values if v and len(v) >= 8)}, key=len, reverse=True)
 
     def text(self, value: str) -> str:
+        if len(value) < MIN_SECRET_CHARS:
+            return value
         for secret in self._known:
             if secret in value:
                 value = value.replace(secret, "[REDACTED:credential]")
-        if self._regex is None:
-            return value
-        return self._regex.sub(_replace, value)
+        lower: str | None = None
+        for _name, triggers, case_insensitive, regex in self._detectors:
+            if triggers is not None:
+                if case_insensitive and lower is None:
+                    lower = value.lower()
+                haystack = lower if case_insensitive else value
+                for trigger in triggers:  # a plain loop: cheaper than any() over a generator
+                    if trigger in haystack:  # type: ignore[operator]
+                        break
+                else:
+                    continue
+            value = regex.sub(_replace, value)
+            lower = None  # the text changed
+        return value
 
     def value(self, value: Any) -> Any:
         """Redact every string inside a JSON-like value (keys kept)."""

@@ -75,14 +75,12 @@ def open_audit(resolved: Any) -> Any:
     return open_sink(resolved.audit_url, resolved.state_dir)
 
 
-def open_limit_store(resolved: Any) -> Any:
-    from guards.limits import MemoryLimitStore
+def open_limit_store(resolved: Any, sink: Any) -> Any:
+    """Redis when SPYGLASS_REDIS_URL is set (shared budgets and plan single-use across replicas;
+    an outage refuses writes and is audited through ``sink``), else process-local."""
+    from guards.sinks import open_limits
 
-    if resolved.redis_url:
-        from guards.limits_redis import open_limits
-
-        return open_limits(resolved.redis_url)
-    return MemoryLimitStore()
+    return open_limits(resolved.redis_url, sink=sink)
 
 
 def _serve(args: argparse.Namespace, env: dict[str, str], resolved: Any) -> int:
@@ -117,7 +115,7 @@ def _serve(args: argparse.Namespace, env: dict[str, str], resolved: Any) -> int:
             opts.token_verifier = HashedTokenVerifier(digests)
             opts.auth = AuthSettings(issuer_url=f"http://{args.host}:{args.port}", resource_server_url=None)
     opts.sink = open_audit(resolved)
-    opts.limits = open_limit_store(resolved)
+    opts.limits = open_limit_store(resolved, opts.sink)
     try:
         server = build_server(opts)
     except UnknownToolset as e:

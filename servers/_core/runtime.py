@@ -28,6 +28,18 @@ def _os_user() -> str:
         return "unknown-user"
 
 
+def _request_context(context: Any) -> Any:
+    """The SDK Context's request context, or None outside a request. Read from pydantic's private
+    store first: the public property goes through pydantic's __getattr__, a few µs per call."""
+    private = getattr(context, "__pydantic_private__", None)
+    if isinstance(private, dict) and "_request_context" in private:
+        return private["_request_context"]
+    try:
+        return context.request_context
+    except Exception:  # direct call without a request (tests, `policy explain`)
+        return None
+
+
 @dataclass
 class Runtime:
     guard: Guard
@@ -78,10 +90,7 @@ class Runtime:
     def principal(self, context: Any) -> Principal:
         """stdio: the OS user. HTTP: the principal the bearer token maps to. Plus client info."""
         client, version, run_id = "unknown", "", self.run_id
-        try:
-            rc = context.request_context
-        except Exception:  # direct call without a request (tests, `policy explain`)
-            rc = None
+        rc = _request_context(context)
         token = get_access_token()
         if rc is not None:
             params = getattr(rc.session, "client_params", None)

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -47,8 +48,13 @@ async def test_a_tool_call_with_a_token_is_audited_under_the_tokens_principal(se
     ):
         r = await c.call_tool("datadog_aggregate_logs", {"group_by": ["service"]})
     assert not r.is_error and "service | count" in r.content[0].text
-    with sqlite3.connect(state / "audit.db") as conn:
-        rows = conn.execute("SELECT principal, principal_kind FROM audit_events").fetchall()
+    rows: list[tuple[str, str]] = []
+    for _ in range(100):  # the sink batches reads' events off the request path (flushes every 50 ms)
+        with sqlite3.connect(state / "audit.db") as conn:
+            rows = conn.execute("SELECT principal, principal_kind FROM audit_events").fetchall()
+        if rows:
+            break
+        await anyio.sleep(0.05)
     assert ("ci-agent", "token") in rows
 
 
