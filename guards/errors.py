@@ -119,3 +119,9 @@ class AuditUnavailable(ToolFailure):
     """Writes are refused when their audit event cannot be made durable (fail closed)."""
 
     outcome = Outcome.ERROR
+
+
+class LimitsUnavailable(ToolFailure):
+    """Writes are refused while a shared limits store cannot enforce budgets (fail closed)."""
+
+    outcome = Outcome.ERROR

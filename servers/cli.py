@@ -9,10 +9,13 @@ import sys
 # Each module defines ``register(subparsers)`` adding its subcommands, with ``func`` defaults.
 COMMAND_MODULES = [
     "servers.cli_serve",
+    "servers.cli_deploy",
     "servers.cli_sandbox",
     "servers.cli_policy",
     "servers.cli_doctor",
     "servers.cli_install",
+    "servers.cli_audit",
+    "servers.cli_report",
 ]
 
 
