@@ -88,6 +88,13 @@ def _ms(x: float) -> str:
     return f"{x / 1000:.1f}s" if x >= 10000 else f"{x:.0f}ms"
 
 
+def _row(table: Any, *cells: Any) -> None:
+    """Cells are audit data (tool names, messages, rule ids): never Rich markup."""
+    from rich.markup import escape
+
+    table.add_row(*(escape(str(c)) for c in cells))
+
+
 def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class: int = 3) -> None:
     from rich import box
     from rich.console import Console
@@ -122,7 +129,7 @@ def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class:
     for row in shown:
         held = ", ".join(f"{CLASS_LABELS[c]} {n}" for c, n in
                          sorted(row["non_success"].items(), key=lambda kv: -kv[1])[:2])
-        g.add_row(*row["key"].values(), str(row["calls"]), _pct(row["success_rate"]), _ms(row["p50_ms"]),
+        _row(g, *row["key"].values(), str(row["calls"]), _pct(row["success_rate"]), _ms(row["p50_ms"]),
                   _ms(row["p95_ms"]), f"{row['tokens_delivered']:,}", held)
     con.print(g)
     if len(data["groups"]) > len(shown):
@@ -139,10 +146,10 @@ def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class:
             share = cls["calls"] / t["calls"]
             for i, cause in enumerate(cls["causes"][:causes_per_class]):
                 label = f"{cls['label']} ({_pct(share)})" if i == 0 else ""
-                c.add_row(label, str(cause["calls"]), cause["cause"], cause["next_step"])
+                _row(c, label, str(cause["calls"]), cause["cause"], cause["next_step"])
             hidden = len(cls["causes"]) - causes_per_class
             if hidden > 0:
-                c.add_row("", "", f"… {hidden} more", "")
+                _row(c, "", "", f"… {hidden} more", "")
         con.print(c)
 
     if data["denial_rules"]:
@@ -151,7 +158,7 @@ def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class:
         d.add_column("calls", justify="right")
         d.add_column("tools")
         for r in data["denial_rules"]:
-            d.add_row(r["rule_id"], str(r["calls"]), ", ".join(f"{k} {v}" for k, v in r["tools"].items()))
+            _row(d, r["rule_id"], str(r["calls"]), ", ".join(f"{k} {v}" for k, v in r["tools"].items()))
         con.print(d)
 
     if data["headroom"]:
@@ -161,7 +168,7 @@ def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class:
             h.add_column(col, justify="left" if col in ("upstream", "trend") else "right")
         for r in data["headroom"]:
             trend = spark([int(v) for _, v in r["series"]][-40:])
-            h.add_row(r["upstream"], str(r["limit"]), str(r["min_remaining"]), f"{r['max_used_pct']}%",
+            _row(h, r["upstream"], str(r["limit"]), str(r["min_remaining"]), f"{r['max_used_pct']}%",
                       f"{r['last_used_pct']}%", trend)
         con.print(h)
 
@@ -172,7 +179,7 @@ def render_terminal(data: dict[str, Any], console: Any = None, causes_per_class:
         for col in ("run", "principal", "client", "start", "active", "calls", "errors", "blocked"):
             r.add_column(col, justify="right" if col in ("active", "calls", "errors", "blocked") else "left")
         for run_ in runs["shown"]:
-            r.add_row(run_["run_id"], run_["principal"], run_["client"], run_["start"],
+            _row(r, run_["run_id"], run_["principal"], run_["client"], run_["start"],
                       f"{run_['active_s']:.0f}s", str(run_["calls"]), str(run_["errors"]), f"{run_['blocked_s']:.0f}s")
         con.print(r)
 

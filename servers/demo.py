@@ -123,9 +123,11 @@ def _print_audit(db: Path) -> None:
         "SELECT ts, principal, client, tool, decision, rule_id, outcome, duration_ms, upstream_calls "
         "FROM audit_events ORDER BY ts"
     ).fetchall()
-    print(f"  {'time':<12} {'principal@client':<28} {'tool':<26} {'decision':<8} {'rule':<28} {'outcome':<14} ms")
+    print(f"  {'time':<12} {'principal@client':<28} {'tool':<28} {'decision':<8} {'rule':<28} {'outcome':<14} ms")
     for ts, principal, client, tool, decision, rule, outcome, ms, _calls in rows:
         who = f"{principal}@{client}"[:28]
-        print(f"  {ts[11:23]:<12} {who:<28} {tool:<26} {decision or '-':<8} {rule or '-':<28} {outcome:<14} {ms:.0f}")
+        print(f"  {ts[11:23]:<12} {who:<28} {tool:<28} {decision or '-':<8} {rule or '-':<28} {outcome:<14} {ms:.0f}")
     denied = sum(1 for r in rows if r[6] == "denied")
     print(f"\n{len(rows)} calls audited, {denied} denied by policy.")
+    print(f"How much of the time could the agent act, and what held it back:\n"
+          f"  spyglass report --audit {db} --all        (or --html report.html)")
