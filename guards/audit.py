@@ -150,16 +150,9 @@ def digest_text(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def digest_args(args: Any) -> str:
-    return digest_text(canonical_json(args))
-
-
 def cap_args(text: str) -> str:
     return text if len(text) <= MAX_ARGS_CHARS else text[: MAX_ARGS_CHARS - 12] + "…(truncated)"
 
-
-def compact_args(redacted_args: Any) -> str:
-    return cap_args(canonical_json(redacted_args))
 
 
 class AuditSink(Protocol):

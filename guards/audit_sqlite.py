@@ -65,10 +65,6 @@ def connect(path: str | Path) -> sqlite3.Connection:
 _ROW = operator.itemgetter(*EVENT_FIELDS)  # sqlite3 stores bools as 0/1 itself
 
 
-def event_row(e: AuditEvent) -> tuple[Any, ...]:
-    return tuple(int(v) if isinstance(v, bool) else v for v in (getattr(e, f) for f in EVENT_FIELDS))
-
-
 class _Durable:
     __slots__ = ("done", "error", "event")
 

@@ -80,7 +80,6 @@ class Redactor:
         if phones:
             named.append(("phone", PHONE))
         named.extend((f"pattern{i}", _scoped_flags(p)) for i, p in enumerate(patterns))
-        self._names = [n for n, _ in named]
         # (name, triggers or None = always, needs lower-cased text, compiled regex)
         self._detectors = [
             (n, TRIGGERS.get(n), n in _LOWER, re.compile(f"(?P<{n}>{p})")) for n, p in named
