@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,19 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers
         return "unknown-user"
+
+
+def http_run_id(headers: Mapping[str, str], meta: Mapping[str, Any] | None, who: str, day: str) -> str:
+    """Which run an HTTP call belongs to. 2026-era clients hold no session, so, in order: the
+    legacy session id; an explicit ``X-Spyglass-Run-Id``; the W3C trace id the client propagates
+    in ``_meta.traceparent``; else one run per principal and client per UTC day."""
+    explicit = headers.get("mcp-session-id") or headers.get("x-spyglass-run-id")
+    if explicit:
+        return explicit[:64]
+    traceparent = (meta or {}).get("traceparent")
+    if isinstance(traceparent, str) and traceparent.count("-") == 3:
+        return "trace-" + traceparent.split("-")[1][:32]
+    return "day-" + hashlib.sha256(f"{who}|{day}".encode()).hexdigest()[:12]
 
 
 def _request_context(context: Any) -> Any:
@@ -97,10 +112,10 @@ class Runtime:
             info = getattr(params, "client_info", None)
             if info is not None:
                 client, version = info.name or "unknown", info.version or ""
-            request = rc.request
-            if request is not None:
-                headers = request.headers
-                run_id = headers.get("mcp-session-id") or headers.get("x-spyglass-run-id") or uuid.uuid4().hex[:12]
+            if rc.request is not None:
+                who = f"{token.client_id if token is not None else 'anonymous'}|{client}|{version}"
+                day = datetime.now(UTC).strftime("%Y-%m-%d")
+                run_id = http_run_id(rc.request.headers, rc.meta if isinstance(rc.meta, dict) else None, who, day)
         if token is not None:
             return Principal(token.client_id or "token", "token", client, version, run_id)
         if self.transport_kind == "http":

@@ -120,3 +120,30 @@ def test_toolset_selection(requested: list[str], enabled: list[str], read_only: 
 def test_unknown_toolsets_are_errors_listing_the_known_ones() -> None:
     with pytest.raises(UnknownToolset, match="unknown toolset\\(s\\) datadgo; known: datadog, deploy_write"):
         select_toolsets(["datadgo"], ACCESS, [], read_only=False)
+
+
+@pytest.mark.parametrize(
+    ("headers", "meta", "expected"),
+    [
+        ({"mcp-session-id": "s-1", "x-spyglass-run-id": "r-9"}, None, "s-1"),
+        ({"x-spyglass-run-id": "r-9"}, {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}, "r-9"),
+        ({}, {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}, "trace-" + "a" * 32),
+        ({}, {"traceparent": "garbage"}, "day-"),
+        ({}, None, "day-"),
+    ],
+)
+def test_http_calls_are_grouped_into_runs_by_session_header_trace_or_day(
+    headers: dict[str, str], meta: dict[str, str] | None, expected: str
+) -> None:
+    from servers._core.runtime import http_run_id
+
+    run = http_run_id(headers, meta, "ci-agent|claude-code|2.1", "2026-11-22")
+    assert run.startswith(expected)
+    assert run == http_run_id(headers, meta, "ci-agent|claude-code|2.1", "2026-11-22")  # stable
+
+
+def test_day_runs_differ_by_principal_and_day() -> None:
+    from servers._core.runtime import http_run_id
+
+    runs = {http_run_id({}, None, who, day) for who in ("a|c|1", "b|c|1") for day in ("2026-11-22", "2026-11-23")}
+    assert len(runs) == 4
