@@ -194,8 +194,10 @@ async def _flag_changes(ctx: ToolContext, history: list[HistoryEntry], base: str
         return ["flag changes: neither release ran in this env, so there is no window to read"]
     newer = [h for h in history if to_h and h.at and to_h.at and h.at > to_h.at]
     end = min((h.at for h in newer if h.at), default=None) or ctx.now
+    statsig_scope = ctx.policy.scope_for("statsig")
+    tags = statsig_scope.tags if statsig_scope is not None else None  # Statsig's read scope holds here too
     try:
-        changes = await statsig.changes_between(start.astimezone(UTC), end.astimezone(UTC))
+        changes = await statsig.changes_between(start.astimezone(UTC), end.astimezone(UTC), tags=tags)
     except ToolFailure as e:
         return [f"flag changes: Statsig unavailable ({e.message})"]
     head = f"flag changes {iso(start)} → {iso(end) if end != ctx.now else 'now'} (statsig): {len(changes)}"

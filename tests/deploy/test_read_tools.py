@@ -121,3 +121,13 @@ async def test_canary_secrets_planted_upstream_never_reach_output_or_audit(deplo
     audit = " ".join(e.args + e.message for e in deploy.events)
     for canary in CANARIES:
         assert canary not in text and canary not in audit
+
+
+async def test_diff_applies_the_statsig_tag_scope_to_the_flag_changes_it_shows(deploy: Deploy, tool: Any) -> None:
+    from tests.deploy.conftest import policy
+
+    scoped = {**policy(), "scopes": [{"toolset": "statsig", "tags": ["storefront"]}]}
+    async with deploy.h.client(deploy.server(scoped, incidents=True)) as c:
+        text, err = await tool(c, "deploy_diff_releases", service="checkout")
+    assert not err and "(statsig)" in text
+    assert "checkout_async_payments" not in text.split("(statsig)")[1]
