@@ -11,12 +11,10 @@ retries with backoff; events reach the database in order once it is back.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import operator
 import queue
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -24,11 +22,9 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-
 from guards.audit import EVENT_FIELDS, AuditEvent, seal
+from guards.audit_queue import STOP, Durable, QueuedSink
 from guards.audit_store import AuditStore
-from guards.errors import AuditUnavailable
 
 log = logging.getLogger("spyglass.audit")
 
@@ -104,58 +100,19 @@ _ROW = operator.itemgetter(*EVENT_FIELDS)
 _COPY = f"COPY audit_events ({', '.join(EVENT_FIELDS)}) FROM STDIN"
 
 
-class _Durable:
-    __slots__ = ("done", "error", "event")
-
-    def __init__(self, event: AuditEvent) -> None:
-        self.event = event
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-_STOP = object()
-
-
-class PostgresSink:
+class PostgresSink(QueuedSink):
     """Same contract as ``SQLiteSink``: ``emit`` never blocks, ``emit_durable`` waits for the commit."""
+
+    refuse_when_failed = False  # failed rows stay pending and are retried with backoff
 
     def __init__(self, url: str, *, batch_max: int = 2000) -> None:
         self.url = url
         self.location = _safe(url)
         self._conn: Any = connect(url)  # fail fast at start-up: a bad URL or a down database is an error
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_max = batch_max
-        self._stream = uuid.uuid4().hex[:12]
-        self._prev_hash = ""
         self._pending: list[tuple[Any, ...]] = []
-        self._failed: BaseException | None = None
-        self._closed = False
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="spyglass-audit-pg", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
-
-    def emit(self, event: AuditEvent) -> None:
-        self._queue.put(event)
-
-    async def emit_durable(self, event: AuditEvent) -> None:
-        if self._closed:
-            raise AuditUnavailable(f"audit log {self.location} is closed")
-        item = _Durable(event)
-        self._queue.put(item)
-        ok = await anyio.to_thread.run_sync(item.done.wait, 10.0)
-        if not ok or item.error is not None:
-            raise AuditUnavailable(f"audit log {self.location} did not commit: {item.error or 'timeout'}")
-
-    def healthy(self) -> bool:
-        return self._failed is None and not self._closed
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
+        self._start("spyglass-audit-pg")
 
     # -- writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -172,9 +129,9 @@ class PostgresSink:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if any(b is _STOP for b in batch):
+            if any(b is STOP for b in batch):
                 stop = True
-                batch = [b for b in batch if b is not _STOP]
+                batch = [b for b in batch if b is not STOP]
             if batch or self._pending or self._failed:
                 ok = self._write(batch)
                 backoff = 0.5 if ok else min(backoff * 2, 5.0)
@@ -191,13 +148,13 @@ class PostgresSink:
             except Exception:
                 pass
 
-    def _chain(self, batch: list[Any]) -> tuple[list[tuple[Any, ...]], list[_Durable]]:
+    def _chain(self, batch: list[Any]) -> tuple[list[tuple[Any, ...]], list[Durable]]:
         rows, durables = [], []
         for item in batch:
-            event = item.event if isinstance(item, _Durable) else item
+            event = item.event if isinstance(item, Durable) else item
             self._prev_hash = seal(event, self._stream, self._prev_hash)
             rows.append(_ROW(vars(event)))
-            if isinstance(item, _Durable):
+            if isinstance(item, Durable):
                 durables.append(item)
         return rows, durables
 

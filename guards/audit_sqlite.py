@@ -6,19 +6,14 @@ survives ``kill -9`` of the server. Each sink instance is one hash-chained strea
 
 from __future__ import annotations
 
-import atexit
 import operator
 import queue
 import sqlite3
-import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from guards.audit import EVENT_FIELDS, AuditEvent, seal
-from guards.errors import AuditUnavailable
+from guards.audit import EVENT_FIELDS, seal
+from guards.audit_queue import STOP, Durable, QueuedSink
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -65,66 +60,23 @@ def connect(path: str | Path) -> sqlite3.Connection:
 _ROW = operator.itemgetter(*EVENT_FIELDS)  # sqlite3 stores bools as 0/1 itself
 
 
-class _Durable:
-    __slots__ = ("done", "error", "event")
-
-    def __init__(self, event: AuditEvent) -> None:
-        self.event = event
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-_STOP = object()
-
-
-class SQLiteSink:
+class SQLiteSink(QueuedSink):
     def __init__(self, path: str | Path, *, batch_max: int = 1000, flush_interval_s: float = 0.05) -> None:
         self.path = Path(path).expanduser()
+        self.location = str(self.path)
         self._conn = connect(self.path)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_max = batch_max
         # The writer gathers events for up to flush_interval_s before one transaction: waking a
         # thread per event costs a GIL handoff and a commit per tool call (measured: ~100 µs).
         # Durable emits (write calls) and close() cut the wait short.
         self._flush_interval_s = flush_interval_s
-        self._urgent = threading.Event()
-        self._failed: BaseException | None = None
-        self._stream = uuid.uuid4().hex[:12]
-        self._prev_hash = ""
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="spyglass-audit", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
-
-    def emit(self, event: AuditEvent) -> None:
-        self._queue.put(event)
-
-    async def emit_durable(self, event: AuditEvent) -> None:
-        if self._failed is not None or self._closed:
-            raise AuditUnavailable(f"audit log {self.path} is not writable: {self._failed}")
-        item = _Durable(event)
-        self._queue.put(item)
-        self._urgent.set()
-        ok = await anyio.to_thread.run_sync(item.done.wait, 10.0)
-        if not ok or item.error is not None:
-            raise AuditUnavailable(f"audit log {self.path} did not commit: {item.error or 'timeout'}")
-
-    def healthy(self) -> bool:
-        return self._failed is None and not self._closed
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._urgent.set()
-        self._thread.join(timeout=30)
+        self._start("spyglass-audit")
 
     def _run(self) -> None:
         stop = False
         while not stop:
             first = self._queue.get()
-            if (first is not _STOP and not isinstance(first, _Durable) and not self._closed
+            if (first is not STOP and not isinstance(first, Durable) and not self._closed
                     and self._queue.qsize() < self._batch_max):  # a full batch (or closing) waits for nothing
                 self._urgent.wait(self._flush_interval_s)
             self._urgent.clear()
@@ -134,9 +86,9 @@ class SQLiteSink:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if any(b is _STOP for b in batch):
+            if any(b is STOP for b in batch):
                 stop = True
-                batch = [b for b in batch if b is not _STOP]
+                batch = [b for b in batch if b is not STOP]
             if batch:
                 self._write(batch)
         self._conn.close()
@@ -145,7 +97,7 @@ class SQLiteSink:
         rows = []
         first_ts = last_ts = ""
         for item in batch:
-            event = item.event if isinstance(item, _Durable) else item
+            event = item.event if isinstance(item, Durable) else item
             first_ts, last_ts = first_ts or event.ts, event.ts
             self._prev_hash = seal(event, self._stream, self._prev_hash)
             rows.append(_ROW(vars(event)))
@@ -158,6 +110,6 @@ class SQLiteSink:
             error = e
             self._failed = e
         for item in batch:
-            if isinstance(item, _Durable):
+            if isinstance(item, Durable):
                 item.error = error
                 item.done.set()
