@@ -264,7 +264,8 @@ class EgressClient:
                 f"{self.upstream} answered {resp.status}: {msg}", hint=self.access_hint, upstream_status=resp.status
             )
         if resp.status == 404:
-            return NotFound(f"{self.upstream}: not found ({msg})", upstream_status=404)
+            return NotFound(f"{self.upstream}: not found ({msg})", upstream_status=404,
+                            hint=f"check the id; the {self.upstream} search and list tools return valid ones")
         return UpstreamError(
             f"{self.upstream} answered {resp.status}: {msg}",
             upstream_status=resp.status,
