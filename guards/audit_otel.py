@@ -17,7 +17,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from guards.audit import AuditEvent
+from guards.audit import AuditEvent, AuditItem, materialize
 
 log = logging.getLogger("spyglass.audit")
 
@@ -81,8 +81,9 @@ class OTelSink:
         self._tracer = self._provider.get_tracer("spyglass")
         self._trace = trace
 
-    def emit(self, event: AuditEvent) -> None:
+    def emit(self, item: AuditItem) -> None:
         try:
+            event = materialize(item)
             end = _ns(event.ts)
             start = end - int(event.duration_ms * 1e6)
             span = self._tracer.start_span(
@@ -95,7 +96,7 @@ class OTelSink:
                 span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, event.outcome))
             span.end(end_time=end)
         except Exception:  # tracing must never break a call
-            log.debug("otel span for %s failed", event.id, exc_info=True)
+            log.debug("otel span for %s failed", getattr(item, "id", "a pending event"), exc_info=True)
 
     async def emit_durable(self, event: AuditEvent) -> None:
         self.emit(event)

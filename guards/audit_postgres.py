@@ -22,7 +22,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from guards.audit import EVENT_FIELDS, AuditEvent, seal
+from guards.audit import EVENT_FIELDS, AuditEvent, materialize, seal
 from guards.audit_queue import STOP, Durable, QueuedSink
 from guards.audit_store import AuditStore
 
@@ -151,11 +151,15 @@ class PostgresSink(QueuedSink):
     def _chain(self, batch: list[Any]) -> tuple[list[tuple[Any, ...]], list[Durable]]:
         rows, durables = [], []
         for item in batch:
-            event = item.event if isinstance(item, Durable) else item
-            self._prev_hash = seal(event, self._stream, self._prev_hash)
-            rows.append(_ROW(vars(event)))
             if isinstance(item, Durable):
                 durables.append(item)
+                if item.event is None:  # a flush marker: released with this batch's commit
+                    continue
+                event = item.event
+            else:
+                event = materialize(item)
+            self._prev_hash = seal(event, self._stream, self._prev_hash)
+            rows.append(_ROW(vars(event)))
         return rows, durables
 
     def _write(self, batch: list[Any]) -> bool:

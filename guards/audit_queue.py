@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from guards.audit import AuditEvent
+from guards.audit import AuditEvent, AuditItem
 from guards.errors import AuditUnavailable
 
 STOP = object()  # the sentinel ``close`` queues for the writer
@@ -23,8 +23,8 @@ class Durable:
 
     __slots__ = ("done", "error", "event")
 
-    def __init__(self, event: AuditEvent) -> None:
-        self.event = event
+    def __init__(self, event: AuditEvent | None) -> None:
+        self.event = event  # None: a flush marker, nothing to write
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -49,8 +49,8 @@ class QueuedSink:
     def _run(self) -> None:
         raise NotImplementedError
 
-    def emit(self, event: AuditEvent) -> None:
-        self._queue.put(event)
+    def emit(self, event: AuditItem) -> None:
+        self._queue.put(event)  # a PendingEvent is built by the writer, off the request path
 
     async def emit_durable(self, event: AuditEvent) -> None:
         if self._closed:
@@ -63,6 +63,15 @@ class QueuedSink:
         ok = await anyio.to_thread.run_sync(item.done.wait, 10.0)
         if not ok or item.error is not None:
             raise AuditUnavailable(f"audit log {self.location} did not commit: {item.error or 'timeout'}")
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Block until everything emitted before this call is committed; False if it was not."""
+        if self._closed:
+            return False
+        marker = Durable(None)
+        self._queue.put(marker)
+        self._urgent.set()
+        return marker.done.wait(timeout_s) and marker.error is None
 
     def healthy(self) -> bool:
         return self._failed is None and not self._closed

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from guards.audit import EVENT_FIELDS, seal
+from guards.audit import EVENT_FIELDS, materialize, seal
 from guards.audit_queue import STOP, Durable, QueuedSink
 
 SCHEMA = f"""
@@ -97,15 +97,21 @@ class SQLiteSink(QueuedSink):
         rows = []
         first_ts = last_ts = ""
         for item in batch:
-            event = item.event if isinstance(item, Durable) else item
+            if isinstance(item, Durable):
+                if item.event is None:  # a flush marker: released with this batch's commit
+                    continue
+                event = item.event
+            else:
+                event = materialize(item)
             first_ts, last_ts = first_ts or event.ts, event.ts
             self._prev_hash = seal(event, self._stream, self._prev_hash)
             rows.append(_ROW(vars(event)))
         error: BaseException | None = None
         try:
-            with self._conn:
-                self._conn.executemany(_INSERT, rows)
-                self._conn.execute(_STREAM_UPSERT, (self._stream, self._prev_hash, len(rows), first_ts, last_ts))
+            if rows:
+                with self._conn:
+                    self._conn.executemany(_INSERT, rows)
+                    self._conn.execute(_STREAM_UPSERT, (self._stream, self._prev_hash, len(rows), first_ts, last_ts))
         except sqlite3.Error as e:  # disk full, locked past timeout, removed file
             error = e
             self._failed = e

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from guards.policy import Matcher, MatchSpec, Policy, Rule
 from guards.windows import in_window
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
+    """One call as policy sees it. A tuple: built on every call, it is ~4x cheaper than a frozen dataclass."""
+
     tool: str
     toolset: str
     access: str  # "read" | "write"
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = MappingProxyType({})
     principal: str = "anonymous"
     client: str = "unknown"
 
@@ -138,10 +140,17 @@ def decide(call: Call, policy: Policy, now: datetime) -> Decision:
             reason = rule.reason or f"allowed by rule {rule.id!r}"
             return Decision(True, rule.id, reason, approvers=tuple(rule.approvers))
     default = policy.defaults.write if call.access == "write" else policy.defaults.read
-    rule_id = f"defaults.{call.access}"
     if default == "allow":
-        return Decision(True, rule_id, f"{call.access} calls are allowed by default")
-    return Decision(False, rule_id, f"no rule allows this {call.access} call", hint=_allow_hint(call, policy, now))
+        return _ALLOWED_BY_DEFAULT[call.access == "write"]
+    return Decision(False, f"defaults.{call.access}", f"no rule allows this {call.access} call",
+                    hint=_allow_hint(call, policy, now))
+
+
+# Decisions are immutable values: the most common one is made once, not per call.
+_ALLOWED_BY_DEFAULT = {
+    False: Decision(True, "defaults.read", "read calls are allowed by default"),
+    True: Decision(True, "defaults.write", "write calls are allowed by default"),
+}
 
 
 def _deny_hint(rule: Rule) -> str:

@@ -11,11 +11,20 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from guards.audit import AuditEvent, AuditSink, canonical_json, cap_args, digest_text, new_event_id, utc_now_iso
+from guards.audit import (
+    AuditEvent,
+    AuditSink,
+    PendingEvent,
+    canonical_json,
+    cap_args,
+    digest_text,
+    iso_from_epoch,
+    new_event_id,
+)
 from guards.decide import Call, Decision, decide
 from guards.errors import AuditUnavailable, LimitExceeded, LimitsUnavailable, Outcome, PolicyDenied, ToolFailure
 from guards.limits import LimitStore, draws_for
@@ -56,12 +65,11 @@ class ToolOutput:
     plan_id: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class GuardResult:
     text: str
     is_error: bool
-    event: AuditEvent
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any]
 
 
 Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -111,7 +119,8 @@ class Guard:
         started = time.perf_counter()
         # A deadline, not a timer: the I/O layer (egress) caps every wait to what is left, so
         # no per-call timer is armed on the hot path.
-        record = CallRecord(deadline=time.monotonic() + meta.timeout_s)
+        now = self.clock()
+        record = CallRecord(deadline=time.monotonic() + meta.timeout_s, started_at=now)
         token = bind_record(record)
         decision: Decision | None = None
         output: ToolOutput | None = None
@@ -123,7 +132,7 @@ class Guard:
             decision = decide(
                 Call(meta.name, meta.toolset, meta.access, policy_args, principal.name, principal.client),
                 self.policy,
-                self.clock(),
+                now,
             )
             if not decision.allowed:
                 raise PolicyDenied(decision.reason, rule_id=decision.rule_id, hint=decision.hint)
@@ -132,7 +141,8 @@ class Guard:
                     "the shared limits store is unreachable, so write calls are refused",
                     hint="retry once it is back; read calls still work",
                 )
-            await self._take_limits(meta, principal, policy_args)
+            if self.policy.limits:
+                await self._take_limits(meta, principal, policy_args)
             if meta.access == "write" and not self.sink.healthy():
                 raise AuditUnavailable("the audit log cannot be written, so write calls are refused")
             output = await execute(dict(args), decision, record)
@@ -146,8 +156,6 @@ class Guard:
         return await self._finish(meta, raw_args, principal, decision, record, output, failure, started)
 
     async def _take_limits(self, meta: ToolMeta, principal: Principal, args: Mapping[str, Any]) -> None:
-        if not self.policy.limits:
-            return
         for draw in draws_for(
             self.policy,
             tool=meta.name,
@@ -177,7 +185,7 @@ class Guard:
         failure: ToolFailure | None,
         started: float,
     ) -> GuardResult:
-        result_meta: dict[str, Any] = {}
+        result_meta: dict[str, Any]
         if output is not None and failure is None:
             text, cut = fit_to_budget(self.redactor.text(output.text), meta.budget_tokens)
             truncated = output.truncated or cut
@@ -188,53 +196,15 @@ class Guard:
                 result_meta["total"] = output.total
             if output.next_cursor:
                 result_meta["next_cursor"] = output.next_cursor
-            # Notes a tool left on an allowed call (e.g. a guardrail in shadow mode) go to the audit only.
-            notes = "; ".join(f"{k}: {v}" for k, v in sorted(record.notes.items()))
-            outcome, message, is_error = Outcome.OK, self.redactor.text(notes)[:300] if notes else "", False
+            is_error = False
         else:
             assert failure is not None
-            text, truncated, is_error = self.redactor.text(failure.render()), False, True
-            outcome, message = failure.outcome, self.redactor.text(failure.message)[:300]
-        rule_id = getattr(failure, "rule_id", None) or (decision.rule_id if decision else "")
-        rl = record.rate_limit
-        # One serialisation serves both: the digest binds the exact arguments, the stored copy
-        # is the same text with secrets redacted.
-        raw_json = canonical_json(dict(raw_args))
-        event = AuditEvent(
-            id=new_event_id(),
-            ts=utc_now_iso(),
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            run_id=principal.run_id,
-            principal=principal.name,
-            principal_kind=principal.kind,
-            client=principal.client,
-            client_version=principal.client_version,
-            server=self.server_name,
-            tool=meta.name,
-            toolset=meta.toolset,
-            access=meta.access,
-            args=cap_args(self.redactor.text(raw_json)),
-            args_digest=digest_text(raw_json),
-            decision=_decision_label(decision, outcome),
-            rule_id=rule_id,
-            outcome=outcome.value,
-            message=message,
-            upstream=meta.upstream,
-            upstream_status=record.upstream_status or (failure.upstream_status if failure else None),
-            upstream_calls=record.upstream_calls,
-            response_bytes=record.response_bytes,
-            est_tokens=estimate_tokens(text),
-            truncated=truncated,
-            empty=bool(output and output.empty),
-            scope_applied=record.scope_applied,
-            scope_filtered=record.scope_filtered,
-            ratelimit_limit=rl.limit if rl else None,
-            ratelimit_remaining=rl.remaining if rl else None,
-            plan_id=(output.plan_id if output else "") or str(raw_args.get("plan_id", ""))[:64],
-        )
+            text, truncated, is_error, result_meta = self.redactor.text(failure.render()), False, True, {}
+        pending = _CallEvent(self, meta, principal, dict(raw_args), decision, record, output, failure, len(text),
+                             truncated, time.time(), time.perf_counter() - started)
         if meta.access == "write" and decision is not None and decision.allowed:
             try:
-                await self.sink.emit_durable(event)
+                await self.sink.emit_durable(pending.build())
             except Exception as e:  # the write may have happened: say so, never hide it
                 log.error("audit commit failed for write %s: %s", meta.name, e)
                 text = (
@@ -243,8 +213,86 @@ class Guard:
                 )
                 is_error = True
         else:
-            self.sink.emit(event)
-        return GuardResult(text=text, is_error=is_error, event=event, meta=result_meta)
+            self.sink.emit(pending)
+        return GuardResult(text=text, is_error=is_error, meta=result_meta)
+
+
+class _CallEvent(PendingEvent):
+    """One call's audit event as the request path leaves it: references, no serialising.
+
+    :meth:`build` runs in the sink's writer (or before a write call's commit) and derives every
+    field: redacted, capped arguments and their digest, outcome, rule, message, id, timestamp.
+    """
+
+    __slots__ = (
+        "decision",
+        "duration_s",
+        "failure",
+        "guard",
+        "meta",
+        "output",
+        "principal",
+        "raw_args",
+        "record",
+        "t",
+        "text_chars",
+        "truncated",
+    )
+
+    def __init__(self, guard: Guard, meta: ToolMeta, principal: Principal, raw_args: dict[str, Any],
+                 decision: Decision | None, record: CallRecord, output: ToolOutput | None,
+                 failure: ToolFailure | None, text_chars: int, truncated: bool, t: float, duration_s: float) -> None:
+        self.guard, self.meta, self.principal, self.raw_args = guard, meta, principal, raw_args
+        self.decision, self.record, self.output, self.failure = decision, record, output, failure
+        self.text_chars, self.truncated, self.t, self.duration_s = text_chars, truncated, t, duration_s
+
+    def build(self) -> AuditEvent:
+        redact = self.guard.redactor.text
+        meta, principal, record, output, failure = self.meta, self.principal, self.record, self.output, self.failure
+        decision, raw_args = self.decision, self.raw_args
+        if failure is None:
+            outcome = Outcome.OK
+            # Notes a tool left on an allowed call (e.g. a guardrail in shadow mode) go to the audit only.
+            notes = "; ".join(f"{k}: {v}" for k, v in sorted(record.notes.items())) if record.notes else ""
+            message = redact(notes)[:300] if notes else ""
+        else:
+            outcome, message = failure.outcome, redact(failure.message)[:300]
+        rl = record.rate_limit
+        # One serialisation serves both: the digest binds the exact arguments, the stored copy
+        # is the same text with secrets redacted.
+        raw_json = canonical_json(raw_args)
+        return AuditEvent(
+            id=new_event_id(),
+            ts=iso_from_epoch(self.t),
+            duration_ms=round(self.duration_s * 1000, 3),
+            run_id=principal.run_id,
+            principal=principal.name,
+            principal_kind=principal.kind,
+            client=principal.client,
+            client_version=principal.client_version,
+            server=self.guard.server_name,
+            tool=meta.name,
+            toolset=meta.toolset,
+            access=meta.access,
+            args=cap_args(redact(raw_json)),
+            args_digest=digest_text(raw_json),
+            decision=_decision_label(decision, outcome),
+            rule_id=getattr(failure, "rule_id", None) or (decision.rule_id if decision else ""),
+            outcome=outcome.value,
+            message=message,
+            upstream=meta.upstream,
+            upstream_status=record.upstream_status or (failure.upstream_status if failure else None),
+            upstream_calls=record.upstream_calls,
+            response_bytes=record.response_bytes,
+            est_tokens=math.ceil(self.text_chars / CHARS_PER_TOKEN),
+            truncated=self.truncated,
+            empty=bool(output and output.empty),
+            scope_applied=record.scope_applied,
+            scope_filtered=record.scope_filtered,
+            ratelimit_limit=rl.limit if rl else None,
+            ratelimit_remaining=rl.remaining if rl else None,
+            plan_id=(output.plan_id if output else "") or str(raw_args.get("plan_id", ""))[:64],
+        )
 
 
 def _decision_label(decision: Decision | None, outcome: Outcome) -> str:

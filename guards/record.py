@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass
@@ -20,7 +21,7 @@ class RateLimitSnapshot:
     reset_s: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     upstream_calls: int = 0
     upstream_status: int | None = None
@@ -30,6 +31,8 @@ class CallRecord:
     scope_applied: bool = False
     # time.monotonic() by which the call must finish; I/O layers cap their waits to it.
     deadline: float | None = None
+    # The call's clock reading, taken once: policy decides on it and the tool sees it as ``ctx.now``.
+    started_at: datetime | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def upstream_attempt(self, status: int | None, nbytes: int) -> None:

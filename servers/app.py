@@ -194,7 +194,7 @@ class GuardedTool(Tool):
         )
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        spec, toolset = self._resolve()
+        spec, toolset = (self.spec, self.toolset_def) if self.spec is not None else self._resolve()
         runtime: Runtime = self.runtime
         principal = runtime.principal(context)
         validated: list[Any] = []  # the params model, validated once and handed to the tool
@@ -221,7 +221,7 @@ class GuardedTool(Tool):
             ctx = ToolContext(  # progress is a closure: created per call, cheap, only awaited if used
                 client=client,
                 principal=principal,
-                now=runtime.guard.clock(),
+                now=record.started_at or runtime.guard.clock(),
                 policy=policy,
                 scope=policy.scope_for(spec.toolset),
                 record=record,

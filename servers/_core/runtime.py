@@ -68,6 +68,9 @@ class Runtime:
     os_user: str = field(default_factory=_os_user)
     _clients: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # shared stores a toolset keeps per process
+    # Principals are immutable values; a call reuses the one its identity already has (keyed by
+    # value, never by session object: 2026-protocol sessions live for one request).
+    _principals: dict[tuple[str, str, str, str, str], Principal] = field(default_factory=dict)
 
     def client_env(self, upstream: str) -> ClientEnv:
         return ClientEnv(
@@ -117,7 +120,14 @@ class Runtime:
                 day = datetime.now(UTC).strftime("%Y-%m-%d")
                 run_id = http_run_id(rc.request.headers, rc.meta if isinstance(rc.meta, dict) else None, who, day)
         if token is not None:
-            return Principal(token.client_id or "token", "token", client, version, run_id)
-        if self.transport_kind == "http":
-            return Principal("anonymous", "anonymous", client, version, run_id)
-        return Principal(self.os_user, "os", client, version, run_id)
+            key = (token.client_id or "token", "token", client, version, run_id)
+        elif self.transport_kind == "http":
+            key = ("anonymous", "anonymous", client, version, run_id)
+        else:
+            key = (self.os_user, "os", client, version, run_id)
+        principal = self._principals.get(key)
+        if principal is None:
+            if len(self._principals) >= 4096:  # bounded: HTTP run ids change per trace and per day
+                self._principals.clear()
+            principal = self._principals[key] = Principal(*key)
+        return principal

@@ -45,7 +45,7 @@ class WindowParams(Params):
     to: str | int | None = Field(None, description="End, same forms as 'from'. Default: now.")
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolContext:
     """What a tool function gets besides its params."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,44 @@ async def test_a_sink_that_cannot_write_turns_unhealthy_and_refuses_durable_emit
         await sink.emit_durable(event())
     assert not sink.healthy()
     sink.close()
+
+
+async def test_flush_returns_once_everything_emitted_before_it_is_committed(tmp_path: Path) -> None:
+    sink = SQLiteSink(tmp_path / "a.db", flush_interval_s=5.0)  # left alone, the batch would wait 5 s
+    for i in range(3):
+        sink.emit(event(f"t{i}"))
+    assert sink.flush(timeout_s=2.0)
+    assert [r[0] for r in rows(tmp_path / "a.db")] == ["t0", "t1", "t2"]
+    assert sink.flush(timeout_s=2.0)  # a flush with nothing queued writes nothing and breaks no chain
+    sink.emit(event("t3"))
+    sink.close()
+    chain = rows(tmp_path / "a.db")
+    assert len(chain) == 4 and all(chain[i][1] == chain[i - 1][2] for i in range(1, 4))
+    assert not sink.flush()  # closed
+
+
+async def test_a_guarded_call_is_built_by_the_writer_with_its_secrets_redacted(tmp_path: Path) -> None:
+    """The request path hands over a pending event; the writer serialises, digests and redacts it."""
+    from guards.enforce import Guard, ToolMeta, ToolOutput
+    from guards.limits import MemoryLimitStore
+    from guards.policy import parse_policy
+    from guards.principal import Principal
+    from guards.redact import Redactor
+
+    canary = "AKIAZZZZZZZZZZZZZZZZ"
+    sink = SQLiteSink(tmp_path / "a.db")
+    guard = Guard(parse_policy({"toolsets": {"enabled": ["datadog"]}}), sink, MemoryLimitStore(), Redactor())
+
+    async def execute(args: Any, _d: Any, _r: Any) -> ToolOutput:
+        return ToolOutput(f"echo {args['query']}")
+
+    result = await guard.run(ToolMeta("t", "datadog", "read", "datadog"), {"query": f"key {canary}"},
+                             Principal("alice", "os", "claude-code", "2.1", "run-1"), dict, execute)
+    assert canary not in result.text
+    assert sink.flush(timeout_s=2.0)
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        stored = conn.execute("SELECT args, args_digest, principal, outcome, ts, id FROM audit_events").fetchall()
+    sink.close()
+    [(args, digest, principal, outcome, ts, event_id)] = stored
+    assert canary not in args and "REDACTED" in args and len(digest) == 32
+    assert (principal, outcome) == ("alice", "ok") and ts.endswith("Z") and event_id

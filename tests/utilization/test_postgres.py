@@ -73,6 +73,15 @@ async def test_a_durable_emit_is_visible_as_soon_as_it_returns(pg_url: str, tmp_
     sink.close()
 
 
+async def test_flush_returns_once_the_queued_events_are_in_postgresql(pg_url: str, tmp_path: Path) -> None:
+    sink = open_sink(pg_url, tmp_path)
+    for i in range(20):
+        sink.emit(ev(i))
+    assert sink.flush(timeout_s=5.0)  # type: ignore[attr-defined]
+    assert open_reader(pg_url, tmp_path).count() == 20
+    sink.close()
+
+
 async def test_a_lost_connection_is_retried_and_nothing_queued_is_lost(pg_url: str, tmp_path: Path) -> None:
     sink = open_sink(pg_url, tmp_path)
     await sink.emit_durable(ev(0))
