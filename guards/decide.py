@@ -116,11 +116,35 @@ def rule_targets(rule: Rule, call: Call) -> bool:
 
 
 def rule_applies(rule: Rule, call: Call, now: datetime) -> bool:
-    if not rule_targets(rule, call) or not where_matches(rule.where, call.args):
+    return rule_targets(rule, call) and _conditions_hold(rule, call, now)
+
+
+def _conditions_hold(rule: Rule, call: Call, now: datetime) -> bool:
+    """A targeting rule's where/when/unless: the parts that depend on arguments and time."""
+    if rule.where and not where_matches(rule.where, call.args):
         return False
     if rule.when is not None and not in_window(now, rule.when.from_, rule.when.to, rule.when.zone):
         return False
     return not (rule.unless and where_matches(rule.unless, call.args))
+
+
+_MEMO_MAX = 4096  # distinct (tool, toolset, principal, client) seen by one policy; then start over
+
+
+def targeting_rules(call: Call, policy: Policy) -> tuple[Rule, ...]:
+    """The policy's rules about this tool, toolset, principal and client, in policy order.
+
+    Glob matching every rule on every call grows with the policy (~1 µs a rule); which rules
+    target a call depends on four names only, so it is worked out once per combination.
+    """
+    memo = policy.memo()
+    key = ("targets", call.tool, call.toolset, call.principal, call.client)
+    rules: tuple[Rule, ...] | None = memo.get(key)
+    if rules is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        rules = memo[key] = tuple(r for r in policy.rules if rule_targets(r, call))
+    return rules
 
 
 def decide(call: Call, policy: Policy, now: datetime) -> Decision:
@@ -131,7 +155,7 @@ def decide(call: Call, policy: Policy, now: datetime) -> Decision:
             f"toolset {call.toolset!r} is not enabled by the policy",
             hint=f"add {call.toolset!r} to [toolsets] enabled in the policy",
         )
-    applicable = [r for r in policy.rules if rule_applies(r, call, now)]
+    applicable = [r for r in targeting_rules(call, policy) if _conditions_hold(r, call, now)]
     for rule in applicable:
         if rule.effect == "deny":
             return Decision(False, rule.id, rule.reason or f"denied by rule {rule.id!r}", hint=_deny_hint(rule))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from guards.durations import parse_duration
 from guards.windows import parse_point
@@ -183,6 +184,17 @@ class Policy(_Frozen):
     limits: list[Limit] = []
     redact: Redact = Redact()
     guardrails: Guardrails = Guardrails()
+    # Results of pure functions of this (immutable) policy, e.g. which rules name a given tool,
+    # principal and client: computed on a call's first occurrence instead of on every call.
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    def memo(self) -> dict[Any, Any]:
+        return self._memo
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._memo = {}  # pydantic would share it, and an update changes what it remembers
+        return copy
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:

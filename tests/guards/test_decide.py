@@ -61,6 +61,31 @@ def test_decide_names_the_rule_that_made_each_decision(call: Call, now: datetime
     assert (d.allowed, d.rule_id) == (allowed, rule)
 
 
+def test_decisions_are_the_same_on_a_fresh_policy_and_on_one_that_has_seen_every_call() -> None:
+    """decide() remembers which rules target a (tool, toolset, principal, client); it must not
+    carry one principal's or one time's answer over to another."""
+    table = [(Call("datadog_search_logs", "datadog", "read", {}, who), when) for who in ("alice", "bot-7", "bot-8")
+             for when in (WEDNESDAY, SATURDAY)]
+    table += [(write("deploy_apply", env="prod", action="deploy", strategy="canary"), when)
+              for when in (WEDNESDAY, SATURDAY, FRIDAY_1459_UTC, FRIDAY_1500_UTC)]
+    warm = POLICY.model_copy()
+    for call, now in table:
+        decide(call, warm, now)
+
+    def fresh() -> object:
+        return parse_policy(POLICY.model_dump(by_alias=True, exclude_none=True))
+
+    for call, now in reversed(table):
+        assert decide(call, warm, now) == decide(call, fresh(), now)  # type: ignore[arg-type]
+
+
+def test_a_policy_copied_with_other_rules_does_not_inherit_what_the_original_remembered() -> None:
+    call = Call("datadog_search_logs", "datadog", "read", {}, "bot-7")
+    assert decide(call, POLICY, WEDNESDAY).rule_id == "no-bots-on-logs"
+    relaxed = POLICY.model_copy(update={"rules": []})
+    assert decide(call, relaxed, WEDNESDAY).rule_id == "defaults.read"
+
+
 def test_a_default_write_denial_names_the_nearest_rule_and_the_missing_argument() -> None:
     d = decide(write("deploy_apply", env="prod", action="deploy", strategy="bluegreen"), POLICY, WEDNESDAY)
     assert d.hint == "rule 'prod-deploy-needs-canary' would allow it with strategy one of canary"
