@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 MAX_ARGS_CHARS = 2000
+log = logging.getLogger("spyglass.audit")
 
 
 @dataclass
@@ -184,12 +186,28 @@ class PendingEvent:
     def build(self) -> AuditEvent:
         raise NotImplementedError
 
+    def fallback(self, error: BaseException) -> AuditEvent:
+        """The event to store when :meth:`build` fails: what little is certain, and why."""
+        return AuditEvent(
+            id=new_event_id(), ts=utc_now_iso(), duration_ms=0.0, run_id="", principal="(unknown)",
+            principal_kind="", client="", client_version="", server="", tool="(unknown)", toolset="",
+            access="", args="{}", args_digest="", decision="", rule_id="", outcome="error",
+            message=f"the audit event could not be built: {type(error).__name__}",
+        )
+
 
 AuditItem = AuditEvent | PendingEvent
 
 
 def materialize(item: AuditItem) -> AuditEvent:
-    return item if isinstance(item, AuditEvent) else item.build()
+    """The event of an item; never raises, so a writer thread never dies on one bad event."""
+    if isinstance(item, AuditEvent):
+        return item
+    try:
+        return item.build()
+    except Exception as e:
+        log.exception("building an audit event failed; storing what is known")
+        return item.fallback(e)
 
 
 class AuditSink(Protocol):

@@ -246,6 +246,15 @@ class _CallEvent(PendingEvent):
         self.decision, self.record, self.output, self.failure = decision, record, output, failure
         self.text_chars, self.truncated, self.t, self.duration_s = text_chars, truncated, t, duration_s
 
+    def fallback(self, error: BaseException) -> AuditEvent:
+        event = super().fallback(error)
+        event.ts, event.duration_ms = iso_from_epoch(self.t), round(self.duration_s * 1000, 3)
+        event.principal, event.principal_kind = self.principal.name, self.principal.kind
+        event.client, event.run_id, event.server = self.principal.client, self.principal.run_id, self.guard.server_name
+        event.tool, event.toolset, event.access = self.meta.name, self.meta.toolset, self.meta.access
+        event.upstream = self.meta.upstream
+        return event
+
     def build(self) -> AuditEvent:
         redact = self.guard.redactor.text
         meta, principal, record, output, failure = self.meta, self.principal, self.record, self.output, self.failure

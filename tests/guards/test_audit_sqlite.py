@@ -98,3 +98,25 @@ async def test_a_guarded_call_is_built_by_the_writer_with_its_secrets_redacted(t
     [(args, digest, principal, outcome, ts, event_id)] = stored
     assert canary not in args and "REDACTED" in args and len(digest) == 32
     assert (principal, outcome) == ("alice", "ok") and ts.endswith("Z") and event_id
+
+
+async def test_an_event_that_cannot_be_built_is_stored_as_an_error_and_the_writer_keeps_going(
+    tmp_path: Path,
+) -> None:
+    from guards.audit import PendingEvent
+
+    class Broken(PendingEvent):
+        __slots__ = ()
+
+        def build(self) -> AuditEvent:
+            raise ValueError("Circular reference detected")
+
+    sink = SQLiteSink(tmp_path / "a.db")
+    sink.emit(event("before"))
+    sink.emit(Broken())
+    sink.emit(event("after"))
+    sink.close()
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        stored = conn.execute("SELECT tool, outcome, message FROM audit_events ORDER BY rowid").fetchall()
+    assert [s[0] for s in stored] == ["before", "(unknown)", "after"]
+    assert stored[1][1] == "error" and "could not be built: ValueError" in stored[1][2]

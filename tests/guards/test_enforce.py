@@ -161,3 +161,20 @@ async def test_every_call_carries_a_deadline_from_its_timeout() -> None:
 def test_fit_to_budget_keeps_whole_lines() -> None:
     text, cut = fit_to_budget("\n".join(["abcdefghij"] * 200), 100)
     assert cut and all(line in ("abcdefghij", "") or line.startswith("[output cut") for line in text.splitlines())
+
+
+async def test_a_call_whose_event_cannot_be_built_is_still_audited_with_who_called_what(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import guards.enforce
+
+    def broken(_args: Any) -> str:
+        raise ValueError("Circular reference detected")
+
+    monkeypatch.setattr(guards.enforce, "canonical_json", broken)
+    sink = MemorySink()
+    result = await guard(sink).run(READ, {"q": "x"}, WHO, ok_validate, returning("fine"))
+    [event] = sink.events
+    assert not result.is_error and result.text == "fine"
+    assert (event.tool, event.principal, event.outcome) == ("t_read", "alice", "error")
+    assert "could not be built" in event.message
