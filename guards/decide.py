@@ -128,26 +128,34 @@ def _conditions_hold(rule: Rule, call: Call, now: datetime) -> bool:
     return not (rule.unless and where_matches(rule.unless, call.args))
 
 
-_MEMO_MAX = 4096  # distinct (tool, toolset, principal, client) seen by one policy; then start over
-
-
-def targeting_rules(call: Call, policy: Policy) -> tuple[Rule, ...]:
-    """The policy's rules about this tool, toolset, principal and client, in policy order.
-
-    Glob matching every rule on every call grows with the policy (~1 µs a rule); which rules
-    target a call depends on four names only, so it is worked out once per combination.
-    """
-    memo = policy.memo()
-    key = ("targets", call.tool, call.toolset, call.principal, call.client)
-    rules: tuple[Rule, ...] | None = memo.get(key)
-    if rules is None:
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        rules = memo[key] = tuple(r for r in policy.rules if rule_targets(r, call))
-    return rules
+_MEMO_MAX = 4096  # distinct (tool, toolset, access, principal, client) one policy remembers; then start over
 
 
 def decide(call: Call, policy: Policy, now: datetime) -> Decision:
+    # Which rules target a call depends on its names only, and glob-matching every rule on every
+    # call grows with the policy (~1 µs a rule): that part is worked out once per combination.
+    memo = policy.memo()
+    key = (call.tool, call.toolset, call.access, call.principal, call.client)
+    known: Decision | tuple[Rule, ...] | None = memo.get(key)
+    if known is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        known = memo[key] = _by_names(call, policy, now)
+    if isinstance(known, Decision):
+        return known
+    return _decide(call, policy, now, known)
+
+
+def _by_names(call: Call, policy: Policy, now: datetime) -> Decision | tuple[Rule, ...]:
+    """The rules that target this call, or the decision itself when none of them looks at
+    arguments or time (then no argument and no moment can change it)."""
+    targeting = tuple(r for r in policy.rules if rule_targets(r, call))
+    if any(r.where or r.unless or r.when is not None for r in targeting):
+        return targeting
+    return _decide(call, policy, now, targeting)
+
+
+def _decide(call: Call, policy: Policy, now: datetime, targeting: tuple[Rule, ...]) -> Decision:
     if not policy.toolset_enabled(call.toolset):
         return Decision(
             False,
@@ -155,7 +163,7 @@ def decide(call: Call, policy: Policy, now: datetime) -> Decision:
             f"toolset {call.toolset!r} is not enabled by the policy",
             hint=f"add {call.toolset!r} to [toolsets] enabled in the policy",
         )
-    applicable = [r for r in targeting_rules(call, policy) if _conditions_hold(r, call, now)]
+    applicable = [r for r in targeting if _conditions_hold(r, call, now)]
     for rule in applicable:
         if rule.effect == "deny":
             return Decision(False, rule.id, rule.reason or f"denied by rule {rule.id!r}", hint=_deny_hint(rule))

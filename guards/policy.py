@@ -189,7 +189,9 @@ class Policy(_Frozen):
     _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
     def memo(self) -> dict[Any, Any]:
-        return self._memo
+        # Straight from pydantic's private store: ``self._memo`` goes through its __getattr__ (~1 µs).
+        memo: dict[Any, Any] = self.__pydantic_private__["_memo"]  # type: ignore[index]
+        return memo
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
         copy = super().model_copy(update=update, deep=deep)
