@@ -120,3 +120,17 @@ async def test_an_event_that_cannot_be_built_is_stored_as_an_error_and_the_write
         stored = conn.execute("SELECT tool, outcome, message FROM audit_events ORDER BY rowid").fetchall()
     assert [s[0] for s in stored] == ["before", "(unknown)", "after"]
     assert stored[1][1] == "error" and "could not be built: ValueError" in stored[1][2]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 64, 991, 1000, 2049])
+def test_multi_row_inserts_store_every_row_once_in_order(tmp_path: Path, count: int) -> None:
+    from guards.audit import EVENT_FIELDS
+    from guards.audit_sqlite import connect, insert_rows
+
+    conn = connect(tmp_path / "a.db")
+    batch = [tuple(getattr(event(f"t{i}"), f) for f in EVENT_FIELDS) for i in range(count)]
+    with conn:
+        insert_rows(conn, batch)
+    tools = [r[0] for r in conn.execute("SELECT tool FROM audit_events ORDER BY rowid")]
+    conn.close()
+    assert tools == [f"t{i}" for i in range(count)]
