@@ -52,7 +52,7 @@ class ToolMeta:
     timeout_s: float = 60.0
     # For tools whose arguments point at a stored request (deploy_apply(plan_id)): returns the
     # arguments policy and limits should see, so apply is re-decided on what it will do.
-    policy_args: Callable[[dict[str, Any], Principal], Awaitable[dict[str, Any]]] | None = None
+    policy_args: Callable[[Mapping[str, Any], Principal], Awaitable[Mapping[str, Any]]] | None = None
 
 
 @dataclass
@@ -72,8 +72,10 @@ class GuardResult:
     meta: dict[str, Any]
 
 
-Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
-Execute = Callable[[dict[str, Any], Decision, CallRecord], Awaitable[ToolOutput]]
+# validate returns the arguments as policy sees them; a Mapping, so a caller may produce them
+# on first read (most decisions never read them).
+Validate = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+Execute = Callable[[Mapping[str, Any], Decision, CallRecord], Awaitable[ToolOutput]]
 
 
 def fit_to_budget(text: str, budget_tokens: int) -> tuple[str, bool]:
@@ -145,7 +147,7 @@ class Guard:
                 await self._take_limits(meta, principal, policy_args)
             if meta.access == "write" and not self.sink.healthy():
                 raise AuditUnavailable("the audit log cannot be written, so write calls are refused")
-            output = await execute(dict(args), decision, record)
+            output = await execute(args, decision, record)
         except ToolFailure as e:
             failure = e
         except Exception:

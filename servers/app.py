@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guards.audit import AuditSink, MemorySink
 from guards.decide import Decision
@@ -131,6 +131,36 @@ async def _no_fn() -> None:  # GuardedTool never calls its fn; the SDK model req
 _NO_OUTPUT = func_metadata(_no_fn, structured_output=False)
 
 
+class DumpOnRead(Mapping[str, Any]):
+    """Validated params as the plain arguments policy and limits read, dumped on the first read.
+
+    Most decisions depend on names alone (``decide`` remembers them), so most calls never dump.
+    """
+
+    __slots__ = ("_dump", "_params")
+
+    def __init__(self, params: BaseModel) -> None:
+        self._params = params
+        self._dump: dict[str, Any] | None = None
+
+    def _dumped(self) -> dict[str, Any]:
+        if self._dump is None:
+            self._dump = self._params.model_dump(by_alias=True)
+        return self._dump
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dumped()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping.get goes through a KeyError
+        return self._dumped().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dumped())
+
+    def __len__(self) -> int:
+        return len(self._dumped())
+
+
 class GuardedTool(Tool):
     """An SDK tool whose every call runs through ``Guard.run``."""
 
@@ -199,15 +229,15 @@ class GuardedTool(Tool):
         principal = runtime.principal(context)
         validated: list[Any] = []  # the params model, validated once and handed to the tool
 
-        def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
+        def validate(raw: Mapping[str, Any]) -> Mapping[str, Any]:
             try:
                 params = spec.params.model_validate(dict(raw))
             except ValidationError as e:
                 raise invalid_from_validation(spec.name, e) from None
             validated.append(params)
-            return params.model_dump(by_alias=True)
+            return DumpOnRead(params)
 
-        async def execute(args: dict[str, Any], decision: Decision, record: CallRecord) -> ToolOutput:
+        async def execute(args: Mapping[str, Any], decision: Decision, record: CallRecord) -> ToolOutput:
             params = validated[0]
             client = await runtime.client_for(toolset) if spec.needs_client else None
             policy = runtime.guard.policy
@@ -252,7 +282,7 @@ class SpyglassServer(MCPServer[Any]):
         runtime = self.runtime
         meta = ToolMeta(name=name, toolset="(unknown)", access="read", upstream="")
 
-        def validate(_raw: Mapping[str, Any]) -> dict[str, Any]:
+        def validate(_raw: Mapping[str, Any]) -> Mapping[str, Any]:
             raise PolicyDenied(
                 f"unknown tool {name!r}: it is not registered on this server",
                 rule_id="unknown-tool",
@@ -260,7 +290,7 @@ class SpyglassServer(MCPServer[Any]):
                 "the policy enables their toolset",
             )
 
-        async def never(_a: dict[str, Any], _d: Decision, _r: CallRecord) -> ToolOutput:
+        async def never(_a: Mapping[str, Any], _d: Decision, _r: CallRecord) -> ToolOutput:
             raise AssertionError("unreachable")
 
         result = await runtime.guard.run(meta, arguments or {}, runtime.principal(context), validate, never)

@@ -83,7 +83,7 @@ class ToolSpec:
     timeout_s: float = 60.0
     # For tools whose arguments point at a stored request (deploy_apply(plan_id)): what policy and
     # limits decide on. Gets the runtime so it can verify what it decodes before any budget is drawn.
-    policy_args: Callable[[dict[str, Any], Principal, Runtime], Awaitable[dict[str, Any]]] | None = None
+    policy_args: Callable[[Mapping[str, Any], Principal, Runtime], Awaitable[Mapping[str, Any]]] | None = None
     # For tools that need the runtime rather than one vendor client (context, deploy).
     needs_client: bool = True
 
@@ -92,7 +92,7 @@ class ToolSpec:
         if self.policy_args is not None and runtime is not None:
             resolve, rt = self.policy_args, runtime
 
-            async def bound(args: dict[str, Any], principal: Principal) -> dict[str, Any]:
+            async def bound(args: Mapping[str, Any], principal: Principal) -> Mapping[str, Any]:
                 return await resolve(args, principal, rt)
 
         return ToolMeta(

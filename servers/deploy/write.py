@@ -8,6 +8,7 @@ signature/expiry/principal/approval/single-use checks, the backend call, and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -177,7 +178,7 @@ class ApplyParams(Params):
     plan_id: str = Field(description="plan_id from deploy_plan, unchanged.", min_length=8, max_length=2000)
 
 
-async def apply_policy_args(args: dict[str, Any], principal: Principal, runtime: Runtime) -> dict[str, Any]:
+async def apply_policy_args(args: Mapping[str, Any], principal: Principal, runtime: Runtime) -> dict[str, Any]:
     """What the policy decides deploy_apply on: the plan's own arguments (service, env, action,
     version, strategy). Malformed, other-principal, tampered and expired plan ids are refused here,
     before any budget is drawn; approval and single use are checked when the apply runs."""
