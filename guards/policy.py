@@ -212,11 +212,13 @@ class Policy(_Frozen):
         return self
 
     def scope_for(self, toolset: str) -> Scope | None:
-        base = toolset.removesuffix("_write")
-        for s in self.scopes:
-            if s.toolset in (toolset, base):
-                return s
-        return None
+        memo = self.memo()
+        key = ("scope", toolset)
+        if key not in memo:
+            base = toolset.removesuffix("_write")
+            memo[key] = next((s for s in self.scopes if s.toolset in (toolset, base)), None)
+        scope: Scope | None = memo[key]
+        return scope
 
     def toolset_enabled(self, toolset: str) -> bool:
         return toolset in self.toolsets.enabled

@@ -265,7 +265,7 @@ class GuardedTool(Tool):
         result = await runtime.guard.run(self.tool_meta, arguments, principal, validate, execute)
         meta = {"spyglass": result.meta} if result.meta else None
         return CallToolResult(
-            content=[TextContent(type="text", text=result.text)], is_error=result.is_error, _meta=meta
+            content=[TextContent(type="text", text=result.text)], is_error=result.is_error, meta=meta
         )
 
 
