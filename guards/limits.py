@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ class LimitStore(Protocol):
     async def claim_once(self, key: str, ttl_s: float) -> bool:
         """True the first time ``key`` is claimed within ``ttl_s``; False ever after (single use)."""
 
+    async def lease(self, key: str, ttl_s: float) -> str | None:
+        """Hold ``key`` alone for at most ``ttl_s``: a token to release it with, or None while
+        another holder has it. A holder that dies leaves it to expire."""
+
+    async def release(self, key: str, token: str) -> None:
+        """End a lease. Only its own token ends it: an expired lease may belong to another by now."""
+
     async def healthy(self) -> bool:
         """Whether the store can enforce right now (a shared store may be unreachable)."""
 
@@ -71,6 +79,7 @@ class MemoryLimitStore:
         self._clock = clock
         self._hits: dict[str, list[float]] = {}
         self._claims: dict[str, float] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # key -> (holder's token, expiry)
 
     async def take(self, bucket: str, max_calls: int, per_s: float) -> float | None:
         now = self._clock()
@@ -91,6 +100,20 @@ class MemoryLimitStore:
             return False
         self._claims[key] = now + ttl_s
         return True
+
+    async def lease(self, key: str, ttl_s: float) -> str | None:
+        now = self._clock()
+        held = self._leases.get(key)
+        if held is not None and held[1] > now:
+            return None
+        token = secrets.token_hex(8)
+        self._leases[key] = (token, now + ttl_s)
+        return token
+
+    async def release(self, key: str, token: str) -> None:
+        held = self._leases.get(key)
+        if held is not None and held[0] == token:
+            del self._leases[key]
 
     async def healthy(self) -> bool:
         return True

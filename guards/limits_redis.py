@@ -3,7 +3,8 @@
 ``SPYGLASS_REDIS_URL=redis://host:6379/0`` (optional ``?prefix=name:`` for the key prefix, ours,
 removed before connecting). Each budget is a sliding-window log in a sorted set, checked and
 taken in one Lua script on Redis's own clock, so replicas never both take the last unit and
-their clocks do not matter. A plan claim is ``SET NX PX``.
+their clocks do not matter. A plan claim is ``SET NX PX``; a lease is ``SET NX PX`` with the
+holder's token, released by compare-and-delete.
 
 When Redis cannot be reached: reads fall back to a process-local store (the budget is then per
 replica), write calls are refused because :meth:`RedisLimitStore.healthy` is false (the guard
@@ -45,6 +46,15 @@ return -1
 """
 
 
+# Compare-and-delete: a holder whose lease expired must not end the next holder's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 def split_url(url: str) -> tuple[str, str]:
     """``(redis URL without our parameters, key prefix)``."""
     parts = urlsplit(url)
@@ -72,6 +82,7 @@ class RedisLimitStore:
             conn_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
         )
         self._take = self._redis.register_script(_TAKE)
+        self._release = self._redis.register_script(_RELEASE)
         self._local = MemoryLimitStore(clock)
         self._clock = clock
         self._down_until = 0.0
@@ -99,6 +110,26 @@ class RedisLimitStore:
             ) from None
         self._up()
         return bool(ok)
+
+    async def lease(self, key: str, ttl_s: float) -> str | None:
+        token = uuid.uuid4().hex
+        try:
+            ok = await self._redis.set(f"{self.prefix}l:{key}", token, nx=True, px=max(1, int(ttl_s * 1000)))
+        except Exception as e:  # fail closed: a lease guards a write
+            self._down(e)
+            raise LimitsUnavailable(
+                f"the shared limits store ({self.location}) is unreachable, so {key!r} cannot be held: {e}",
+                hint="retry once Redis is back; writes are refused until then",
+            ) from None
+        self._up()
+        return token if ok else None
+
+    async def release(self, key: str, token: str) -> None:
+        try:
+            await self._release(keys=[f"{self.prefix}l:{key}"], args=[token])
+        except Exception as e:  # the lease then ends by expiring
+            self._down(e)
+            log.warning("releasing %s failed (%s); it expires on its own", key, e)
 
     async def healthy(self) -> bool:
         if self._skip():

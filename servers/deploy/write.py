@@ -8,9 +8,12 @@ signature/expiry/principal/approval/single-use checks, the backend call, and the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import anyio
 from pydantic import Field, model_validator
 
 from guards.plans import (
@@ -214,19 +217,23 @@ async def apply(p: ApplyParams, ctx: ToolContext) -> ToolOutput:
     if claims.nonce in spent:
         raise PlanRefused(f"plan {claims.ref} was already applied (plan ids are single use)",
                           rule_id="plans.replayed", hint="check the operation with deploy_get_status, or plan again")
-    await _recheck(ctx, hub, svc, env, action, claims)
-    await claim(ctx.runtime.guard.limits, claims, ctx.now)
-    if len(spent) > 10_000:
-        spent.clear()
-    spent.add(claims.nonce)
     target = Target(action=action, version=a.get("version"), sha=claims.binding.get("sha"),
                     history_id=claims.binding.get("hid"), strategy=a.get("strategy"),
                     reason=str(claims.binding.get("reason", "")), plan_ref=claims.ref, principal=claims.principal)
-    try:
-        op = await hub.backend(svc).start(svc, env, target)
-    except ToolFailure as e:
-        e.hint = ((e.hint + "; ") if e.hint else "") + f"plan {claims.ref} is spent: plan again to retry"
-        raise
+    # Re-checking what is in flight and starting the operation happen under one lease, shared by
+    # every replica through the limits store: two applies checked at once would both see a free
+    # slot (max_concurrent, busy target) and both start.
+    async with apply_slot(ctx, claims.ref):
+        await _recheck(ctx, hub, svc, env, action, claims)
+        await claim(ctx.runtime.guard.limits, claims, ctx.now)
+        if len(spent) > 10_000:
+            spent.clear()
+        spent.add(claims.nonce)
+        try:
+            op = await hub.backend(svc).start(svc, env, target)
+        except ToolFailure as e:
+            e.hint = ((e.hint + "; ") if e.hint else "") + f"plan {claims.ref} is spent: plan again to retry"
+            raise
     what = f"{action} {svc.name} {env}" + (f" → {target.version}" if target.version else "")
     if target.sha:
         what += f" ({short_sha(target.sha)})"
@@ -238,6 +245,35 @@ async def apply(p: ApplyParams, ctx: ToolContext) -> ToolOutput:
         "metrics and logs",
     ]
     return ToolOutput("\n".join(lines), plan_id=claims.ref)
+
+
+APPLY_LEASE = "deploy.apply"
+APPLY_WAIT_S = 20.0  # how long an apply waits for another to finish starting its operation
+
+
+@asynccontextmanager
+async def apply_slot(ctx: ToolContext, ref: str) -> AsyncIterator[None]:
+    """Hold the one apply lease while checking and starting; wait a while for another holder."""
+    limits = ctx.runtime.guard.limits
+    left = ctx.record.remaining_s()
+    ttl = max(5.0, left if left is not None else 60.0)  # a holder that dies frees it when its call would end
+    deadline = time.monotonic() + min(APPLY_WAIT_S, max(0.0, (left or APPLY_WAIT_S) - 1.0))
+    pause = 0.05
+    while (token := await limits.lease(APPLY_LEASE, ttl)) is None:
+        if time.monotonic() + pause > deadline:
+            raise PlanBlocked(
+                f"apply of {ref} refused: another apply is still starting its operation",
+                rule_id="deploy.apply_in_progress",
+                text=f"apply of plan {ref} refused: another apply held the deploy lease for over "
+                     f"{APPLY_WAIT_S:.0f}s (the plan is not spent)\n"
+                     "  fix: retry deploy_apply with the same plan_id in a moment",
+            )
+        await anyio.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    try:
+        yield
+    finally:
+        await limits.release(APPLY_LEASE, token)
 
 
 async def _recheck(ctx: ToolContext, hub: DeployHub, svc: ServiceConfig, env: str, action: str,

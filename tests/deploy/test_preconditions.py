@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+import httpx2
 import pytest
 
 from guards.limits import MemoryLimitStore
@@ -279,6 +281,56 @@ async def test_at_most_max_concurrent_operations_and_one_per_target(deploy: Depl
     assert " · Succeeded" in status.splitlines()[0]
     assert not after_err and passed(after, "concurrency")
     assert [e.rule_id for e in deploy.events if e.outcome == "denied"] == ["deploy.max_concurrent", "deploy.busy"]
+
+
+async def test_two_applies_racing_for_the_last_slot_start_one_operation(deploy: Deploy, tool: Any) -> None:
+    """Both plans passed while nothing ran; applied at once, only one may start (max_concurrent=1)."""
+    results: list[tuple[str, bool]] = []
+    inner = deploy.h.transport.inner
+
+    class Latency(httpx2.AsyncBaseTransport):  # a real network: every request yields for a while
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            await anyio.sleep(0.01)
+            return await inner.handle_async_request(request)
+
+    deploy.h.transport.inner = Latency()
+    async with deploy.h.client(deploy.server(cfg=config(max_concurrent=1))) as c:
+        cart, _ = await tool(c, "deploy_plan", service="cart", env="staging", action="deploy", version="1.9.0",
+                             reason="ship")
+        frontend, _ = await tool(c, "deploy_plan", **CANARY_FRONTEND)
+
+        async def apply(plan_id: str) -> None:
+            results.append(await tool(c, "deploy_apply", plan_id=plan_id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(apply, field(cart, "plan_id"))
+            tg.start_soon(apply, field(frontend, "plan_id"))
+    assert sorted(err for _, err in results) == [False, True]
+    refused = next(text for text, err in results if err)
+    assert "the limit is 1" in refused and "the plan is not spent" in refused
+    applies = sorted(e.outcome for e in deploy.events if e.tool == "deploy_apply")
+    assert applies == ["denied", "ok"]
+
+
+async def test_an_apply_that_cannot_get_the_deploy_lease_is_refused_without_spending_the_plan(
+    deploy: Deploy, tool: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import servers.deploy.write as write
+
+    monkeypatch.setattr(write, "APPLY_WAIT_S", 0.3)
+    server = deploy.server()
+    async with deploy.h.client(server) as c:
+        plan, _ = await tool(c, "deploy_plan", service="cart", env="staging", action="deploy", version="1.9.0",
+                             reason="ship")
+        held = await server.runtime.guard.limits.lease(write.APPLY_LEASE, 30)  # another replica starting
+        assert held is not None
+        refused, refused_err = await tool(c, "deploy_apply", plan_id=field(plan, "plan_id"))
+        await server.runtime.guard.limits.release(write.APPLY_LEASE, held)
+        applied, applied_err = await tool(c, "deploy_apply", plan_id=field(plan, "plan_id"))
+    assert refused_err and "another apply" in refused and "the plan is not spent" in refused
+    assert not applied_err and "operation:" in applied
+    assert [e.rule_id for e in deploy.events if e.tool == "deploy_apply" and e.outcome == "denied"] == [
+        "deploy.apply_in_progress"]
 
 
 # --- write budgets --------------------------------------------------------------------------------

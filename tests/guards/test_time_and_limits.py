@@ -72,6 +72,23 @@ async def test_claim_once_is_single_use_until_the_ttl_passes() -> None:
     assert await store.claim_once("plan-1", 10)
 
 
+async def test_a_lease_has_one_holder_until_released_by_its_token_or_expired() -> None:
+    clock = [0.0]
+    store = MemoryLimitStore(clock=lambda: clock[0])
+    first = await store.lease("deploy.apply", 10)
+    assert first is not None and await store.lease("deploy.apply", 10) is None
+    await store.release("deploy.apply", "not-the-holders-token")
+    assert await store.lease("deploy.apply", 10) is None
+    await store.release("deploy.apply", first)
+    second = await store.lease("deploy.apply", 10)
+    assert second is not None and second != first
+    clock[0] = 11  # the holder died: the lease expires
+    third = await store.lease("deploy.apply", 10)
+    assert third is not None
+    await store.release("deploy.apply", second)  # the expired holder cannot end the new lease
+    assert await store.lease("deploy.apply", 10) is None
+
+
 def test_limits_split_their_budget_by_key_and_match_by_tool_toolset_or_upstream() -> None:
     policy = parse_policy({"limits": [
         {"id": "prod-deploys", "tools": ["deploy_apply"], "where": {"env": ["prod"]}, "max": 3, "per": "1h",

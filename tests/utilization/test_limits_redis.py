@@ -76,6 +76,30 @@ async def test_a_plan_can_be_claimed_once_across_replicas() -> None:
     await b.aclose()
 
 
+@needs_redis
+async def test_a_lease_has_one_holder_across_replicas_and_only_its_token_releases_it() -> None:
+    assert REDIS is not None
+    url = prefixed(REDIS)
+    a, b = RedisLimitStore(url), RedisLimitStore(url)
+    token = await a.lease("deploy.apply", 30)
+    assert token is not None and await b.lease("deploy.apply", 30) is None
+    await b.release("deploy.apply", "another-token")
+    assert await b.lease("deploy.apply", 30) is None
+    await a.release("deploy.apply", token)
+    assert await b.lease("deploy.apply", 0.2) is not None
+    await anyio.sleep(0.3)  # expired: free again
+    assert await a.lease("deploy.apply", 30) is not None
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_lease_fails_closed_when_redis_is_unreachable() -> None:
+    store = RedisLimitStore(UNREACHABLE, timeout_s=0.2)
+    with pytest.raises(LimitsUnavailable, match="cannot be held"):
+        await store.lease("deploy.apply", 30)
+    await store.aclose()
+
+
 async def test_unreachable_redis_falls_back_to_local_limits_for_reads_and_says_so_once() -> None:
     sink = MemorySink()
     store = RedisLimitStore(UNREACHABLE, sink=sink, timeout_s=0.2)
