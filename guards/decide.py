@@ -99,10 +99,22 @@ def _describe(matcher: Matcher) -> str:
     if isinstance(matcher, list):
         return "one of " + ", ".join(str(v) for v in matcher)
     if isinstance(matcher, MatchSpec):
-        return " and ".join(
-            f"{k.rstrip('_')} {v}" for k, v in matcher.model_dump(exclude_none=True).items()
-        )
+        return " and ".join(_SPEC_WORDS[k](v) for k, v in matcher.model_dump(exclude_none=True).items())
     return f"= {matcher}"
+
+
+_SPEC_WORDS = {
+    "equals": lambda v: f"= {v}",
+    "in_": lambda v: "one of " + ", ".join(str(x) for x in v),
+    "glob": lambda v: f"like {v}",
+    "regex": lambda v: f"matching {v}",
+    "min": lambda v: f">= {_number(v)}",
+    "max": lambda v: f"<= {_number(v)}",
+}
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)  # the policy stores 100 as 100.0
 
 
 def rule_targets(rule: Rule, call: Call) -> bool:
@@ -192,7 +204,13 @@ def _deny_hint(rule: Rule) -> str:
     if rule.when is not None:
         window = f"{rule.when.from_} to {rule.when.to} ({rule.when.zone})"
         parts.append(f"or outside {window}" if parts else f"allowed outside {window}")
-    return " ".join(parts) if parts else f"rule {rule.id!r} denies it; ask a policy owner"
+    if parts:
+        return " ".join(parts)
+    if rule.where:  # no exception and no window: only other arguments avoid it
+        cond = "; ".join(f"{k} {_describe(m)}" for k, m in rule.where.items())
+        change = "that argument" if len(rule.where) == 1 else "those arguments"
+        return f"rule {rule.id!r} denies calls with {cond}: change {change}, or ask a policy owner"
+    return f"rule {rule.id!r} denies it; ask a policy owner"
 
 
 def _allow_hint(call: Call, policy: Policy, now: datetime) -> str:

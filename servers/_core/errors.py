@@ -58,6 +58,6 @@ def invalid_from_validation(tool: str, exc: ValidationError) -> InvalidArguments
             msg = f"must be one of {ctx['expected']}"
         lines.append(f"{field}: {msg}")
     return InvalidArguments(
-        f"invalid arguments for {tool}: " + "; ".join(lines),
+        f"{tool}: " + "; ".join(lines),  # rendered after "invalid args: "
         hint="fix the named fields; the tool's input schema lists what is allowed",
     )

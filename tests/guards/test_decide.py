@@ -91,6 +91,23 @@ def test_a_default_write_denial_names_the_nearest_rule_and_the_missing_argument(
     assert d.hint == "rule 'prod-deploy-needs-canary' would allow it with strategy one of canary"
 
 
+@pytest.mark.parametrize(
+    ("where", "hint"),
+    [
+        ({"limit": {"min": 100}},
+         "rule 'wide' denies calls with limit >= 100: change that argument, or ask a policy owner"),
+        ({"index": ["security"], "query": {"glob": "*@*"}},
+         "rule 'wide' denies calls with index one of security; query like *@*: change those arguments, "
+         "or ask a policy owner"),
+    ],
+)
+def test_a_denial_on_arguments_names_the_arguments_to_change(where: dict[str, object], hint: str) -> None:
+    policy = parse_policy({"toolsets": {"enabled": ["datadog"]},
+                           "rules": [{"id": "wide", "effect": "deny", "tools": ["t"], "where": where}]})
+    d = decide(Call("t", "datadog", "read", {"limit": 150, "index": "security", "query": "a@b"}), policy, WEDNESDAY)
+    assert (d.allowed, d.hint) == (False, hint)
+
+
 def test_a_freeze_denial_carries_its_reason_and_window() -> None:
     d = decide(write("deploy_apply", env="prod", action="deploy", strategy="canary"), POLICY, SATURDAY)
     assert d.reason == "Change freeze."
