@@ -247,20 +247,33 @@ class MemorySink:
 
 
 class FanoutSink:
-    """Sends every event to several sinks (e.g. SQLite plus OTel spans). The first is primary."""
+    """Sends every event to several sinks (e.g. SQLite plus OTel spans). The first is primary.
+
+    A batched primary (``QueuedSink``) takes the pending item as it is and, once its writer has
+    built the event, hands it to the others as ``followers``: building stays off the request
+    path. Any other primary gets the event built here, once for all sinks.
+    """
 
     def __init__(self, *sinks: AuditSink) -> None:
         self.sinks = sinks
+        followers: list[AuditSink] | None = getattr(sinks[0], "followers", None)
+        self._followed = followers is not None
+        if followers is not None:
+            followers.extend(sinks[1:])
 
     def emit(self, event: AuditItem) -> None:
+        if self._followed:
+            self.sinks[0].emit(event)
+            return
         built = materialize(event)  # once, not once per sink
         for s in self.sinks:
             s.emit(built)
 
     async def emit_durable(self, event: AuditEvent) -> None:
         await self.sinks[0].emit_durable(event)
-        for s in self.sinks[1:]:
-            s.emit(event)
+        if not self._followed:  # else the primary's writer has handed it on
+            for s in self.sinks[1:]:
+                s.emit(event)
 
     def healthy(self) -> bool:
         return self.sinks[0].healthy()

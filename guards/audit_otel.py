@@ -14,10 +14,10 @@ Needs ``opentelemetry-sdk`` (``pip install 'spyglass-mcp[otel]'``); the OTLP exp
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from guards.audit import AuditEvent, AuditItem, materialize
+from guards.audit_store import parse_ts
 
 log = logging.getLogger("spyglass.audit")
 
@@ -67,7 +67,7 @@ def span_attributes(e: AuditEvent) -> dict[str, Any]:
 
 
 def _ns(ts: str) -> int:
-    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1e9)
+    return int(parse_ts(ts).timestamp() * 1e9)
 
 
 class OTelSink:

@@ -20,11 +20,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from guards.audit import EVENT_FIELDS, AuditEvent, materialize, seal
-from guards.audit_queue import STOP, Durable, QueuedSink
+from guards.audit import EVENT_FIELDS, AuditEvent
+from guards.audit_queue import QueuedSink
 from guards.audit_store import AuditStore
+from guards.urls import pop_param, safe_url
 
 log = logging.getLogger("spyglass.audit")
 
@@ -37,13 +37,10 @@ SHUTDOWN_RETRY_S = 10.0  # how long close() keeps retrying what could not be wri
 
 def split_url(url: str) -> tuple[str, str]:
     """``(conninfo without our parameters, schema)``."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), "spyglass")
+    conninfo, schema = pop_param(url, "schema", "spyglass")
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"audit URL schema {schema!r}: use lower-case letters, digits and '_'")
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
+    return conninfo, schema
 
 
 def _column_defs() -> str:
@@ -107,7 +104,7 @@ class PostgresSink(QueuedSink):
 
     def __init__(self, url: str, *, batch_max: int = 2000) -> None:
         self.url = url
-        self.location = _safe(url)
+        self.location = safe_url(url)
         self._conn: Any = connect(url)  # fail fast at start-up: a bad URL or a down database is an error
         self._batch_max = batch_max
         self._pending: list[tuple[Any, ...]] = []
@@ -124,14 +121,7 @@ class PostgresSink(QueuedSink):
                 batch.append(self._queue.get(timeout=backoff if (self._pending or self._failed) else None))
             except queue.Empty:
                 pass
-            while len(batch) < self._batch_max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(b is STOP for b in batch):
-                stop = True
-                batch = [b for b in batch if b is not STOP]
+            batch, stop = self._drain(batch)
             if batch or self._pending or self._failed:
                 ok = self._write(batch)
                 backoff = 0.5 if ok else min(backoff * 2, 5.0)
@@ -148,23 +138,9 @@ class PostgresSink(QueuedSink):
             except Exception:
                 pass
 
-    def _chain(self, batch: list[Any]) -> tuple[list[tuple[Any, ...]], list[Durable]]:
-        rows, durables = [], []
-        for item in batch:
-            if isinstance(item, Durable):
-                durables.append(item)
-                if item.event is None:  # a flush marker: released with this batch's commit
-                    continue
-                event = item.event
-            else:
-                event = materialize(item)
-            self._prev_hash = seal(event, self._stream, self._prev_hash)
-            rows.append(_ROW(vars(event)))
-        return rows, durables
-
     def _write(self, batch: list[Any]) -> bool:
-        rows, durables = self._chain(batch)
-        rows = self._pending + rows
+        events, durables = self._chain(batch)
+        rows = self._pending + [_ROW(vars(event)) for event in events]
         error: BaseException | None = None
         try:
             if self._conn is None or self._conn.closed:
@@ -211,16 +187,8 @@ class PostgresSink(QueuedSink):
         for d in durables:
             d.error = error
             d.done.set()
+        self._tell_followers(events)  # once per event: rows retried from _pending are not re-sent
         return error is None
-
-
-def _safe(url: str) -> str:
-    """The URL without a password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
 class PostgresStore(AuditStore):
@@ -233,8 +201,8 @@ class PostgresStore(AuditStore):
         conn = connect(url, autocommit=True, migrate=False)
         if conn.execute("SELECT to_regclass('audit_events')").fetchone()[0] is None:
             conn.close()
-            raise FileNotFoundError(f"no audit log in {_safe(url)} (schema {split_url(url)[1]!r})")
-        super().__init__(conn, _safe(url))
+            raise FileNotFoundError(f"no audit log in {safe_url(url)} (schema {split_url(url)[1]!r})")
+        super().__init__(conn, safe_url(url))
 
     def stream_rows(self, text: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         with self.conn.transaction(), self.conn.cursor(name=f"spyglass_{uuid.uuid4().hex[:8]}") as cur:

@@ -1,10 +1,14 @@
 """What the batched audit sinks share: a queue that a writer thread drains. ``emit`` never blocks
 the request path; ``emit_durable`` (write calls) returns once its batch is committed; ``close``
-flushes. Each sink supplies only its writer loop (``_run``) and where it writes (``location``)."""
+flushes. The writer builds each pending event (:meth:`QueuedSink._chain`), seals it into the
+sink's hash chain and then hands it to the sink's ``followers`` (e.g. OTel spans), so nothing is
+built on the request path. Each sink supplies its writer loop (``_run``) and where it writes
+(``location``)."""
 
 from __future__ import annotations
 
 import atexit
+import logging
 import queue
 import threading
 import uuid
@@ -12,8 +16,10 @@ from typing import Any
 
 import anyio
 
-from guards.audit import AuditEvent, AuditItem
+from guards.audit import AuditEvent, AuditItem, AuditSink, materialize, seal
 from guards.errors import AuditUnavailable
+
+log = logging.getLogger("spyglass.audit")
 
 STOP = object()  # the sentinel ``close`` queues for the writer
 
@@ -34,8 +40,12 @@ class QueuedSink:
     # Whether a sink that failed refuses durable emits outright (SQLite), or queues them for its
     # own retry (PostgreSQL keeps failed rows pending and retries with backoff).
     refuse_when_failed = True
+    _batch_max: int
 
     def _start(self, thread_name: str) -> None:
+        # Sinks that get every event once the writer built it (``FanoutSink`` adds its secondaries).
+        self.followers: list[AuditSink] = []
+        self._follower_failed: set[int] = set()  # id() of followers whose failure was logged
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._urgent = threading.Event()  # set by durable emits and close: the writer stops waiting
         self._failed: BaseException | None = None
@@ -48,6 +58,48 @@ class QueuedSink:
 
     def _run(self) -> None:
         raise NotImplementedError
+
+    # -- writer thread helpers ----------------------------------------------------------------
+    def _drain(self, batch: list[Any]) -> tuple[list[Any], bool]:
+        """``batch`` topped up with what is queued, without waiting, to ``_batch_max`` items;
+        and whether ``close`` asked the writer to stop (the sentinel is taken out)."""
+        while len(batch) < self._batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if any(b is STOP for b in batch):
+            return [b for b in batch if b is not STOP], True
+        return batch, False
+
+    def _chain(self, batch: list[Any]) -> tuple[list[AuditEvent], list[Durable]]:
+        """Build the batch's events and seal each into this sink's stream, in order; plus the
+        batch's durable items (flush markers included), to release once it is committed."""
+        events: list[AuditEvent] = []
+        durables: list[Durable] = []
+        for item in batch:
+            if isinstance(item, Durable):
+                durables.append(item)
+                if item.event is None:  # a flush marker: released with this batch's commit
+                    continue
+                event = item.event
+            else:
+                event = materialize(item)
+            self._prev_hash = seal(event, self._stream, self._prev_hash)
+            events.append(event)
+        return events, durables
+
+    def _tell_followers(self, events: list[AuditEvent]) -> None:
+        """Hand built events on. Called after the commit, so a write call's wait never includes
+        them; a failing follower is logged once and never stops the audit log."""
+        for follower in self.followers:
+            try:
+                for event in events:
+                    follower.emit(event)
+            except Exception:
+                if id(follower) not in self._follower_failed:
+                    self._follower_failed.add(id(follower))
+                    log.warning("audit: %s failed to take events", type(follower).__name__, exc_info=True)
 
     def emit(self, event: AuditItem) -> None:
         self._queue.put(event)  # a PendingEvent is built by the writer, off the request path

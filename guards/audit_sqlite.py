@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import functools
 import operator
-import queue
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from guards.audit import EVENT_FIELDS, materialize, seal
+from guards.audit import EVENT_FIELDS
 from guards.audit_queue import STOP, Durable, QueuedSink
 
 SCHEMA = f"""
@@ -101,42 +100,25 @@ class SQLiteSink(QueuedSink):
                     and self._queue.qsize() < self._batch_max):  # a full batch (or closing) waits for nothing
                 self._urgent.wait(self._flush_interval_s)
             self._urgent.clear()
-            batch = [first]
-            while len(batch) < self._batch_max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(b is STOP for b in batch):
-                stop = True
-                batch = [b for b in batch if b is not STOP]
+            batch, stop = self._drain([first])
             if batch:
                 self._write(batch)
         self._conn.close()
 
     def _write(self, batch: list[Any]) -> None:
-        rows = []
-        first_ts = last_ts = ""
-        for item in batch:
-            if isinstance(item, Durable):
-                if item.event is None:  # a flush marker: released with this batch's commit
-                    continue
-                event = item.event
-            else:
-                event = materialize(item)
-            first_ts, last_ts = first_ts or event.ts, event.ts
-            self._prev_hash = seal(event, self._stream, self._prev_hash)
-            rows.append(_ROW(vars(event)))
+        events, durables = self._chain(batch)
         error: BaseException | None = None
         try:
-            if rows:
+            if events:
+                rows = [_ROW(vars(event)) for event in events]
                 with self._conn:
                     insert_rows(self._conn, rows)
-                    self._conn.execute(_STREAM_UPSERT, (self._stream, self._prev_hash, len(rows), first_ts, last_ts))
+                    self._conn.execute(_STREAM_UPSERT, (self._stream, self._prev_hash, len(rows), events[0].ts,
+                                                        events[-1].ts))
         except sqlite3.Error as e:  # disk full, locked past timeout, removed file
             error = e
             self._failed = e
-        for item in batch:
-            if isinstance(item, Durable):
-                item.error = error
-                item.done.set()
+        for d in durables:
+            d.error = error
+            d.done.set()
+        self._tell_followers(events)

@@ -16,7 +16,6 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from guards.policy import Matcher, MatchSpec, Policy, Rule
-from guards.windows import in_window
 
 
 class Call(NamedTuple):
@@ -127,30 +126,28 @@ def rule_targets(rule: Rule, call: Call) -> bool:
     )
 
 
-def rule_applies(rule: Rule, call: Call, now: datetime) -> bool:
-    return rule_targets(rule, call) and _conditions_hold(rule, call, now)
-
-
 def _conditions_hold(rule: Rule, call: Call, now: datetime) -> bool:
     """A targeting rule's where/when/unless: the parts that depend on arguments and time."""
     if rule.where and not where_matches(rule.where, call.args):
         return False
-    if rule.when is not None and not in_window(now, rule.when.from_, rule.when.to, rule.when.zone):
+    if rule.when is not None and not rule.when.contains(now):
         return False
     return not (rule.unless and where_matches(rule.unless, call.args))
 
 
-_MEMO_MAX = 4096  # distinct (tool, toolset, access, principal, client) one policy remembers; then start over
+# Distinct name combinations one policy remembers (decisions here, targeted limits in
+# ``guards.limits``); then it starts over.
+MEMO_MAX = 4096
 
 
 def decide(call: Call, policy: Policy, now: datetime) -> Decision:
     # Which rules target a call depends on its names only, and glob-matching every rule on every
     # call grows with the policy (~1 µs a rule): that part is worked out once per combination.
     memo = policy.memo()
-    key = (call.tool, call.toolset, call.access, call.principal, call.client)
+    key = ("decide", call.tool, call.toolset, call.access, call.principal, call.client)
     known: Decision | tuple[Rule, ...] | None = memo.get(key)
     if known is None:
-        if len(memo) >= _MEMO_MAX:
+        if len(memo) >= MEMO_MAX:
             memo.clear()
         known = memo[key] = _by_names(call, policy, now)
     if isinstance(known, Decision):
@@ -222,6 +219,6 @@ def _allow_hint(call: Call, policy: Policy, now: datetime) -> str:
         if missing:
             needs = "; ".join(f"{k} {_describe(rule.where[k])}" for k in missing)
             return f"rule {rule.id!r} would allow it with {needs}"
-        if rule.when is not None and not in_window(now, rule.when.from_, rule.when.to, rule.when.zone):
+        if rule.when is not None and not rule.when.contains(now):
             return f"rule {rule.id!r} allows it only from {rule.when.from_} to {rule.when.to} ({rule.when.zone})"
     return f"add an allow rule for tool {call.tool!r} to the policy"

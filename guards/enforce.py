@@ -38,8 +38,11 @@ log = logging.getLogger("spyglass.guard")
 CHARS_PER_TOKEN = 3.5  # conservative for English, JSON-ish lines and ids (Claude: ~3.5-4.5)
 
 
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+def estimate_tokens(text: str | int) -> int:
+    """Tokens in a text, or in a text of this many characters (the guard counts characters as
+    they stream by and keeps no text to measure)."""
+    chars = text if isinstance(text, int) else len(text)
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,7 @@ class _CallEvent(PendingEvent):
             upstream_status=record.upstream_status or (failure.upstream_status if failure else None),
             upstream_calls=record.upstream_calls,
             response_bytes=record.response_bytes,
-            est_tokens=math.ceil(self.text_chars / CHARS_PER_TOKEN),
+            est_tokens=estimate_tokens(self.text_chars),
             truncated=self.truncated,
             empty=bool(output and output.empty),
             scope_applied=record.scope_applied,

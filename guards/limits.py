@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
-from guards.decide import where_matches
+from guards.decide import MEMO_MAX, where_matches
 from guards.policy import Limit, Policy
 
 
@@ -35,16 +36,18 @@ def draws_for(
     client: str,
     args: Mapping[str, Any],
 ) -> list[Draw]:
+    # Which limits target a call depends on its names only; glob-matching every limit on every
+    # call grows with the policy, so that part is worked out once per combination (as ``decide``).
+    memo = policy.memo()
+    key = ("limits", tool, toolset, upstream, principal)
+    targeting: tuple[Limit, ...] | None = memo.get(key)
+    if targeting is None:
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
+        targeting = memo[key] = _targeting(policy, tool, toolset, upstream, principal)
     out: list[Draw] = []
-    for lim in policy.limits:
-        targeted = (
-            any(fnmatchcase(tool, p) for p in lim.tools)
-            or any(fnmatchcase(toolset, p) for p in lim.toolsets)
-            or (lim.upstream is not None and lim.upstream == upstream)
-        )
-        if not targeted or not any(fnmatchcase(principal, p) for p in lim.principals):
-            continue
-        if not where_matches(lim.where, args):
+    for lim in targeting:
+        if lim.where and not where_matches(lim.where, args):
             continue
         parts = []
         for k in lim.key:
@@ -52,6 +55,29 @@ def draws_for(
             parts.append(f"{k}={v}")
         out.append(Draw(lim, f"{lim.id}|{'|'.join(parts)}"))
     return out
+
+
+def _targeting(policy: Policy, tool: str, toolset: str, upstream: str | None, principal: str) -> tuple[Limit, ...]:
+    """The limits about this tool (by name, toolset or upstream) and principal, ignoring ``where``."""
+    return tuple(
+        lim for lim in policy.limits
+        if (any(fnmatchcase(tool, p) for p in lim.tools)
+            or any(fnmatchcase(toolset, p) for p in lim.toolsets)
+            or (lim.upstream is not None and lim.upstream == upstream))
+        and any(fnmatchcase(principal, p) for p in lim.principals)
+    )
+
+
+def sliding_take(hits: deque[float], max_calls: int, per_s: float, now: float) -> float | None:
+    """Take one unit from a sliding window of hit times (oldest first): ``None`` when granted,
+    else seconds until the oldest hit leaves the window. Expired hits are popped from the front,
+    so a call costs O(expired), not O(hits in the window)."""
+    while hits and hits[0] <= now - per_s:
+        hits.popleft()
+    if len(hits) >= max_calls:
+        return max(0.0, hits[0] + per_s - now)
+    hits.append(now)
+    return None
 
 
 class LimitStore(Protocol):
@@ -77,19 +103,15 @@ class MemoryLimitStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._hits: dict[str, list[float]] = {}
+        self._hits: dict[str, deque[float]] = {}
         self._claims: dict[str, float] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (holder's token, expiry)
 
     async def take(self, bucket: str, max_calls: int, per_s: float) -> float | None:
-        now = self._clock()
-        hits = [t for t in self._hits.get(bucket, []) if t > now - per_s]
-        if len(hits) >= max_calls:
-            self._hits[bucket] = hits
-            return max(0.0, hits[0] + per_s - now)
-        hits.append(now)
-        self._hits[bucket] = hits
-        return None
+        hits = self._hits.get(bucket)
+        if hits is None:
+            hits = self._hits[bucket] = deque()
+        return sliding_take(hits, max_calls, per_s, self._clock())
 
     async def claim_once(self, key: str, ttl_s: float) -> bool:
         now = self._clock()

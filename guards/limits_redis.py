@@ -18,11 +18,11 @@ import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from guards.audit import AuditEvent, AuditSink, new_event_id, utc_now_iso
 from guards.errors import LimitsUnavailable
 from guards.limits import LimitStore, MemoryLimitStore
+from guards.urls import pop_param, safe_url
 
 log = logging.getLogger("spyglass.limits")
 
@@ -57,16 +57,7 @@ return 0
 
 def split_url(url: str) -> tuple[str, str]:
     """``(redis URL without our parameters, key prefix)``."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), "spyglass:")
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), prefix
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return pop_param(url, "prefix", "spyglass:")
 
 
 class RedisLimitStore:
@@ -76,7 +67,7 @@ class RedisLimitStore:
 
         conn_url, url_prefix = split_url(url)
         self.prefix = prefix if prefix is not None else url_prefix
-        self.location = _safe(conn_url)
+        self.location = safe_url(conn_url, user=False)  # as it always was: no user named
         self.sink = sink
         self._redis: Any = aioredis.Redis.from_url(
             conn_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False

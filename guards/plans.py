@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from guards.audit import canonical_json, digest_text
 from guards.errors import AwaitingApproval, Outcome, ToolFailure
 from guards.limits import LimitStore
 
@@ -83,8 +84,7 @@ def _b64d(text: str) -> bytes:
 
 def plan_digest(args: Mapping[str, Any]) -> str:
     """The argument digest a plan is bound to (same canonical JSON as audit digests)."""
-    payload = json.dumps(dict(args), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return digest_text(canonical_json(dict(args)))
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class PlanSigner:
             body["ap"] = list(approvers)
         if status != "ready":
             body["s"] = status
-        payload = _b64e(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode())
+        payload = _b64e(canonical_json(body).encode())
         return f"{PLAN_PREFIX}.{nonce}.{payload}.{self._sign(_signing_input(nonce, payload))}"
 
     def verify(self, plan_id: str, *, principal: str | None, now: datetime) -> PlanClaims:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from guards.durations import parse_duration
-from guards.windows import parse_point
+from guards.windows import Point, parse_point, points_contain
 
 Effect = Literal["allow", "deny"]
 Scalar = str | int | float | bool
@@ -55,17 +56,25 @@ class Window(_Frozen):
     from_: str = Field(alias="from")
     to: str
     zone: str = "UTC"
+    # The bounds and zone as parsed by the validator, kept: ``contains`` runs on every call a
+    # windowed rule targets, and parsing the text each time is most of its cost.
+    _bounds: tuple[Point, Point, ZoneInfo] = PrivateAttr()
 
     @model_validator(mode="after")
     def _valid(self) -> Window:
         try:
-            ZoneInfo(self.zone)
+            tz = ZoneInfo(self.zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA zone {self.zone!r} (e.g. 'Europe/Berlin', 'UTC')") from None
         a, b = parse_point(self.from_), parse_point(self.to)
         if type(a) is not type(b):
             raise ValueError("'from' and 'to' must both be weekly times ('Fri 16:00') or both date-times")
+        self._bounds = (a, b, tz)
         return self
+
+    def contains(self, now: datetime) -> bool:
+        """Whether ``now`` (aware) falls in [from, to) in the window's zone."""
+        return points_contain(now, *self._bounds)
 
 
 class Rule(_Frozen):
@@ -116,6 +125,9 @@ class Limit(_Frozen):
     # Argument names (or "principal", "tool", "client") whose values split the budget.
     key: list[str] = []
 
+    # ``per`` in seconds, parsed once by the validator: every budgeted call reads it.
+    _per_s: float = PrivateAttr()
+
     @field_validator("per")
     @classmethod
     def _duration(cls, v: str) -> str:
@@ -125,12 +137,13 @@ class Limit(_Frozen):
 
     @property
     def per_seconds(self) -> float:
-        return parse_duration(self.per)
+        return self._per_s
 
     @model_validator(mode="after")
     def _targets_something(self) -> Limit:
         if not (self.tools or self.toolsets or self.upstream):
             raise ValueError(f"limit {self.id!r} must name 'tools', 'toolsets' or an 'upstream'")
+        self._per_s = parse_duration(self.per)
         return self
 
 

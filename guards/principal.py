@@ -14,7 +14,3 @@ class Principal:
     client: str = "unknown"
     client_version: str = ""
     run_id: str = ""
-
-    @property
-    def client_label(self) -> str:
-        return f"{self.client}/{self.client_version}" if self.client_version else self.client

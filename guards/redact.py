@@ -112,16 +112,6 @@ class Redactor:
             lower = None  # the text changed
         return value
 
-    def value(self, value: Any) -> Any:
-        """Redact every string inside a JSON-like value (keys kept)."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
-        return value
-
 
 _LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 

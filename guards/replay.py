@@ -23,8 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from guards.audit import AuditEvent
+from guards.audit_store import parse_ts
 from guards.decide import Call, decide
-from guards.limits import draws_for
+from guards.limits import draws_for, sliding_take
 from guards.policy import Policy
 
 
@@ -91,13 +92,7 @@ class _Budgets:
         self.hits: dict[str, deque[float]] = {}
 
     def take(self, bucket: str, max_calls: int, per_s: float, now: float) -> bool:
-        q = self.hits.setdefault(bucket, deque())
-        while q and q[0] <= now - per_s:
-            q.popleft()
-        if len(q) >= max_calls:
-            return False
-        q.append(now)
-        return True
+        return sliding_take(self.hits.setdefault(bucket, deque()), max_calls, per_s, now) is None
 
 
 def _logged(e: AuditEvent) -> str:
@@ -154,7 +149,7 @@ def replay(events: Iterable[AuditEvent], policy: Policy, old: Policy | None = No
         if "plan_id" in args:  # decided on the stored plan's arguments (meta.policy_args), not in the log
             result.skipped["decided on a stored plan's arguments, which the log does not hold"] += 1
             continue
-        now = datetime.fromisoformat(e.ts.replace("Z", "+00:00"))
+        now = parse_ts(e.ts)
         after, after_rule, reason = _verdict(policy, budgets, e, args, now)
         if old is not None:
             before, before_rule, _ = _verdict(old, old_budgets, e, args, now)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from guards.audit import AuditEvent
+from guards.audit_store import parse_ts
 
 CLASSES = ("missing_access", "human_gate", "missing_context", "upstream_failure", "invalid_call",
            "internal_error")
@@ -230,11 +231,7 @@ class _Headroom:
 
 
 def _secs(a: str, b: str) -> float:
-    return max(0.0, (_parse(b) - _parse(a)).total_seconds())
-
-
-def _parse(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return max(0.0, (parse_ts(b) - parse_ts(a)).total_seconds())
 
 
 def _short(message: str) -> str:

@@ -26,14 +26,6 @@ from guards.rollup import Retention
 
 log = logging.getLogger("spyglass.audit")
 
-DEFAULT_STATE_DIR = Path("~/.local/state/spyglass")
-
-
-def state_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("SPYGLASS_STATE_DIR") or DEFAULT_STATE_DIR).expanduser()
-
-
 def resolve_audit_url(url: str | None, state_dir: Path, env: Mapping[str, str] | None = None) -> str:
     """A normalised audit location: ``postgresql://...`` or ``sqlite:///abs/path``."""
     env = os.environ if env is None else env

@@ -16,7 +16,10 @@ class WeeklyPoint:
     minute_of_week: int
 
 
-def parse_point(text: str) -> WeeklyPoint | datetime:
+Point = WeeklyPoint | datetime
+
+
+def parse_point(text: str) -> Point:
     """``Fri 16:00`` (weekly) or an ISO 8601 date-time (absolute, naive means the window's zone)."""
     m = _WEEKLY.match(text.strip())
     if m:
@@ -36,10 +39,13 @@ def parse_point(text: str) -> WeeklyPoint | datetime:
 
 def in_window(now: datetime, start: str, end: str, zone: str) -> bool:
     """Whether ``now`` (aware) falls in [start, end) interpreted in ``zone``."""
-    tz = ZoneInfo(zone)
-    local = now.astimezone(tz)
-    a, b = parse_point(start), parse_point(end)
+    return points_contain(now, parse_point(start), parse_point(end), ZoneInfo(zone))
+
+
+def points_contain(now: datetime, a: Point, b: Point, tz: ZoneInfo) -> bool:
+    """:func:`in_window` on bounds already parsed (a policy's ``Window`` keeps them)."""
     if isinstance(a, WeeklyPoint) and isinstance(b, WeeklyPoint):
+        local = now.astimezone(tz)
         t = local.weekday() * 1440 + local.hour * 60 + local.minute
         if a.minute_of_week <= b.minute_of_week:
             return a.minute_of_week <= t < b.minute_of_week

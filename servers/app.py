@@ -34,6 +34,7 @@ from servers._core.errors import invalid_from_validation
 from servers._core.inventory import Selection, select_toolsets
 from servers._core.runtime import Runtime
 from servers._core.spec import ToolContext, Toolset, ToolSpec
+from servers.config import STATE_HOME
 
 log = logging.getLogger("spyglass")
 
@@ -307,7 +308,7 @@ class ServeOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     transports: Mapping[str, httpx2.AsyncBaseTransport] = field(default_factory=dict)
-    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/spyglass").expanduser())
+    state_dir: Path = STATE_HOME  # the CLI passes the resolved one (servers.config.resolve_state_dir)
     transport_kind: str = "stdio"
     server_name: str = "spyglass"
     log_level: str = "WARNING"

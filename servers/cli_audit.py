@@ -77,9 +77,9 @@ def add_audit_arg(p: argparse.ArgumentParser) -> None:
 
 
 def state_dir() -> Path:
-    from servers.config import STATE_HOME
+    from servers.config import resolve_state_dir
 
-    return Path(os.environ.get("SPYGLASS_STATE_DIR") or STATE_HOME).expanduser()
+    return resolve_state_dir(os.environ)
 
 
 class CliError(Exception):

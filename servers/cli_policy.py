@@ -93,6 +93,7 @@ def _parse_args(pairs: list[str], json_args: str | None) -> dict[str, Any]:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from guards.audit_store import parse_ts
     from guards.decide import Call, decide
     from guards.limits import draws_for
     from guards.policy import PolicyError
@@ -108,7 +109,7 @@ def explain(args: argparse.Namespace) -> int:
         print(f"unknown tool {args.tool!r}: a call to it is denied (rule unknown-tool)")
         return 1
     call_args = _parse_args(args.args, args.json_args)
-    now = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else datetime.now(UTC)
+    now = parse_ts(args.at) if args.at else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     pol = resolved.policy

@@ -31,12 +31,18 @@ class Resolved:
     redis_url: str | None = None
 
 
-def _pick(flag: str | None, env: Mapping[str, str], var: str, default: Path) -> tuple[Path | None, bool]:
+def _pick(flag: str | None, env: Mapping[str, str], var: str, default: Path) -> Path | None:
     if flag:
-        return Path(flag).expanduser(), True
+        return Path(flag).expanduser()
     if env.get(var):
-        return Path(env[var]).expanduser(), True
-    return (default, False) if default.exists() else (None, False)
+        return Path(env[var]).expanduser()
+    return default if default.exists() else None
+
+
+def resolve_state_dir(env: Mapping[str, str], flag: str | None = None) -> Path:
+    """The state directory (audit log, plan key, approvals): flag > ``$SPYGLASS_STATE_DIR`` >
+    ``$XDG_STATE_HOME/spyglass`` > ``~/.local/state/spyglass``. The one place that decides it."""
+    return Path(flag or env.get("SPYGLASS_STATE_DIR") or STATE_HOME).expanduser()
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -52,11 +58,11 @@ def resolve(
     env: Mapping[str, str], *, policy: str | None = None, config: str | None = None, state_dir: str | None = None
 ) -> Resolved:
     """Raises PolicyError / ConfigError with a message naming the file and what is wrong."""
-    policy_path, _explicit = _pick(policy, env, "SPYGLASS_POLICY", CONFIG_HOME / "policy.toml")
+    policy_path = _pick(policy, env, "SPYGLASS_POLICY", CONFIG_HOME / "policy.toml")
     pol = load_policy(policy_path) if policy_path else default_policy()
-    config_path, _ = _pick(config, env, "SPYGLASS_CONFIG", CONFIG_HOME / "spyglass.toml")
+    config_path = _pick(config, env, "SPYGLASS_CONFIG", CONFIG_HOME / "spyglass.toml")
     cfg = load_config_file(config_path) if config_path else {}
-    state = Path(state_dir or env.get("SPYGLASS_STATE_DIR") or STATE_HOME).expanduser()
+    state = resolve_state_dir(env, state_dir)
     return Resolved(
         policy=pol,
         policy_source=str(policy_path) if policy_path else "built-in default (reads allowed, writes denied)",
@@ -68,4 +74,4 @@ def resolve(
     )
 
 
-__all__ = ["ConfigError", "PolicyError", "Resolved", "load_config_file", "resolve"]
+__all__ = ["STATE_HOME", "ConfigError", "PolicyError", "Resolved", "load_config_file", "resolve", "resolve_state_dir"]

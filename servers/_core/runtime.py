@@ -16,9 +16,10 @@ import httpx2
 from mcp.server.auth.middleware.auth_context import get_access_token
 
 from guards.enforce import Guard
-from guards.errors import MissingAccess
+from guards.errors import ToolFailure
 from guards.principal import Principal
 from servers._core.spec import ClientEnv, Toolset
+from servers.config import STATE_HOME
 
 log = logging.getLogger("spyglass.runtime")
 
@@ -34,12 +35,22 @@ def http_run_id(headers: Mapping[str, str], meta: Mapping[str, Any] | None, who:
     """Which run an HTTP call belongs to. 2026-era clients hold no session, so, in order: the
     legacy session id; an explicit ``X-Spyglass-Run-Id``; the W3C trace id the client propagates
     in ``_meta.traceparent``; else one run per principal and client per UTC day."""
+    return explicit_run_id(headers, meta) or day_run_id(who, day)
+
+
+def explicit_run_id(headers: Mapping[str, str], meta: Mapping[str, Any] | None) -> str | None:
+    """The run the call names itself (session id, ``X-Spyglass-Run-Id``, traceparent), if any."""
     explicit = headers.get("mcp-session-id") or headers.get("x-spyglass-run-id")
     if explicit:
         return explicit[:64]
     traceparent = (meta or {}).get("traceparent")
     if isinstance(traceparent, str) and traceparent.count("-") == 3:
         return "trace-" + traceparent.split("-")[1][:32]
+    return None
+
+
+def day_run_id(who: str, day: str) -> str:
+    """The fallback run: one per principal and client (``who``) per UTC day."""
     return "day-" + hashlib.sha256(f"{who}|{day}".encode()).hexdigest()[:12]
 
 
@@ -62,7 +73,7 @@ class Runtime:
     load_toolset: Callable[[str], Toolset]
     config: Mapping[str, Any] = field(default_factory=dict)
     transports: Mapping[str, httpx2.AsyncBaseTransport] = field(default_factory=dict)
-    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/spyglass").expanduser())
+    state_dir: Path = STATE_HOME  # as resolved by servers.config when the CLI builds the server
     transport_kind: str = "stdio"  # "stdio" | "http" | "memory"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     os_user: str = field(default_factory=_os_user)
@@ -90,9 +101,11 @@ class Runtime:
         return client
 
     async def optional_client(self, toolset_name: str) -> Any | None:
+        """Another toolset's client, or None when it is not usable here: unknown (KeyError), not
+        installed (ImportError), or its client refused to start (ToolFailure, e.g. MissingAccess)."""
         try:
             return await self.client_for(self.load_toolset(toolset_name))
-        except MissingAccess:
+        except (KeyError, ImportError, ToolFailure):
             return None
 
     async def aclose(self) -> None:
@@ -116,9 +129,11 @@ class Runtime:
             if info is not None:
                 client, version = info.name or "unknown", info.version or ""
             if rc.request is not None:
-                who = f"{token.client_id if token is not None else 'anonymous'}|{client}|{version}"
-                day = datetime.now(UTC).strftime("%Y-%m-%d")
-                run_id = http_run_id(rc.request.headers, rc.meta if isinstance(rc.meta, dict) else None, who, day)
+                # The day's run (a strftime and a hash) only when the call names no run itself.
+                meta = rc.meta if isinstance(rc.meta, dict) else None
+                run_id = explicit_run_id(rc.request.headers, meta) or day_run_id(
+                    f"{token.client_id if token is not None else 'anonymous'}|{client}|{version}",
+                    datetime.now(UTC).strftime("%Y-%m-%d"))
         if token is not None:
             key = (token.client_id or "token", "token", client, version, run_id)
         elif self.transport_kind == "http":

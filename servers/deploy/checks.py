@@ -71,16 +71,6 @@ class PlanBlocked(ToolFailure):
         return self.text
 
 
-async def optional_client(ctx: ToolContext, toolset: str) -> Any | None:
-    """Another toolset's client when it is installed and configured; None otherwise."""
-    try:
-        return await ctx.optional_client(toolset)
-    except (KeyError, ImportError, MissingAccess):
-        return None
-    except ToolFailure:
-        return None
-
-
 # --- policy -------------------------------------------------------------------------------------
 def policy_check(ctx: ToolContext, args: dict[str, Any], now: datetime) -> tuple[Check, tuple[str, ...], str]:
     """What the policy will say to deploy_apply of these arguments (pure: decide() has no I/O)."""
@@ -140,7 +130,7 @@ async def incident_signals(ctx: ToolContext, service: str) -> tuple[list[str], l
     signals: list[str] = []
     errors: list[str] = []
     asked = 0
-    dd = await optional_client(ctx, "datadog")
+    dd = await ctx.optional_client("datadog")
     if dd is not None:
         asked += 1
         for method in ("open_incidents", "alerting_monitors"):
@@ -158,7 +148,7 @@ async def incident_signals(ctx: ToolContext, service: str) -> tuple[list[str], l
                                        f"{one_line(str(item.get('name', '')), 160)}")
             except ToolFailure as e:
                 errors.append(f"datadog: {e.message}")
-    gf = await optional_client(ctx, "grafana")
+    gf = await ctx.optional_client("grafana")
     if gf is not None:
         asked += 1
         fn = getattr(gf, "firing_alerts", None)

@@ -13,7 +13,7 @@ from servers._core.errors import InvalidArguments, MissingAccess, NotFound, Tool
 from servers._core.shaping import ToolOutput, fit_lines, one_line, render_table, untrusted_block
 from servers._core.spec import Params, ToolContext, Toolset, ToolSpec
 from servers._core.timeparse import iso
-from servers.deploy.checks import optional_client, running_entry
+from servers.deploy.checks import running_entry
 from servers.deploy.client import READ_ROUTES, WRITE_ROUTES, DeployHub, make_read_client, make_write_client
 from servers.deploy.models import (
     Diff,
@@ -25,7 +25,7 @@ from servers.deploy.models import (
     short_sha,
 )
 from servers.deploy.settings import ServiceConfig
-from servers.deploy.write import ApplyParams, PlanParams, apply, apply_policy_args, check_scope, plan, plan_keys
+from servers.deploy.write import ApplyParams, PlanParams, apply, apply_policy_args, check_scope, plan, plan_keys_for
 
 UPSTREAM = "deploy"
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
@@ -183,7 +183,7 @@ async def diff_releases(p: DiffParams, ctx: ToolContext) -> ToolOutput:
 
 
 async def _flag_changes(ctx: ToolContext, history: list[HistoryEntry], base: str, to: str) -> list[str]:
-    statsig = await optional_client(ctx, "statsig")
+    statsig = await ctx.optional_client("statsig")
     if statsig is None or not hasattr(statsig, "changes_between"):
         return ["flag changes: Statsig not configured"]
     by_version = {h.version: h for h in reversed(history)}  # oldest release of each version wins
@@ -309,7 +309,7 @@ async def _follow(ctx: ToolContext, hub: DeployHub, svc: ServiceConfig, env: str
 
 
 def _plan_status(plan_id: str, ctx: ToolContext, hub: DeployHub) -> ToolOutput:
-    signer, store = plan_keys(ctx, hub)
+    signer, store = plan_keys_for(ctx.runtime, hub)
     claims = decode_plan_id(plan_id)
     try:
         signer.verify(plan_id, principal=None, now=ctx.now)

@@ -38,7 +38,6 @@ from servers.deploy.checks import (
     concurrency_checks,
     evaluate,
     incident_check,
-    optional_client,
     plan_args,
 )
 from servers.deploy.client import DeployHub
@@ -53,10 +52,6 @@ def check_scope(ctx: ToolContext, service: str) -> None:
     if allowed is not None and service not in allowed:
         raise PolicyDenied(f"service {service!r} is outside the deploy scope", rule_id="scopes.deploy.services",
                            hint=f"services in scope: {', '.join(allowed)}")
-
-
-def plan_keys(ctx: ToolContext, hub: DeployHub) -> tuple[PlanSigner, ApprovalStore]:
-    return plan_keys_for(ctx.runtime, hub)
 
 
 def plan_keys_for(rt: Runtime, hub: DeployHub) -> tuple[PlanSigner, ApprovalStore]:
@@ -139,7 +134,7 @@ async def plan(p: PlanParams, ctx: ToolContext) -> ToolOutput:
         first = ev.failed[0]
         raise PlanBlocked(f"plan {ev.what} blocked by {first.rule_id}: {first.text}", rule_id=first.rule_id,
                           text=render_plan(ev, status="blocked"))
-    signer, store = plan_keys(ctx, hub)
+    signer, store = plan_keys_for(ctx.runtime, hub)
     status = "awaiting_approval" if ev.approvers else "ready"
     binding = {"backend": svc.backend, "sha": ev.target.sha, "hid": ev.target.history_id,
                "reason": p.reason[:60]}
@@ -161,7 +156,7 @@ async def _request_approval(ctx: ToolContext, hub: DeployHub, claims: PlanClaims
     if not channel:
         return (f"approval: rule {ev.approval_rule} needs one of {', '.join(ev.approvers)}; no approval_channel "
                 "is configured, so share the plan ref with an approver")
-    slack = await optional_client(ctx, "slack_write")
+    slack = await ctx.optional_client("slack_write")
     if slack is None or not hasattr(slack, "post_message"):
         return f"approval: Slack is not configured; ask one of {', '.join(ev.approvers)} to approve {claims.ref}"
     text = (f":lock: Spyglass deploy approval needed ({ev.approval_rule})\n"
@@ -196,7 +191,7 @@ async def apply_policy_args(args: Mapping[str, Any], principal: Principal, runti
 
 async def apply(p: ApplyParams, ctx: ToolContext) -> ToolOutput:
     hub: DeployHub = ctx.client
-    signer, store = plan_keys(ctx, hub)
+    signer, store = plan_keys_for(ctx.runtime, hub)
     claims = signer.verify(p.plan_id, principal=ctx.principal.name, now=ctx.now)
     a = claims.args
     svc = hub.config.service(str(a.get("service")))

@@ -51,3 +51,46 @@ def test_the_arguments_read_like_the_dumped_params() -> None:
     assert dict(lazy) == params.model_dump(by_alias=True)
     assert lazy.get("limit") == 50 and lazy["query"] == "x" and lazy.get("missing", "d") == "d"
     assert len(lazy) == len(params.model_dump(by_alias=True))
+
+
+async def test_an_optional_client_is_none_when_the_toolset_is_unknown_missing_or_refuses(harness: Harness) -> None:
+    from types import SimpleNamespace
+
+    from guards.errors import ToolFailure
+    from servers.app import load_toolset
+
+    runtime = harness.server(toolsets=["datadog"]).runtime
+
+    def refuses(env: Any) -> Any:
+        raise ToolFailure("statsig console key lacks a scope")
+
+    def load(name: str) -> Any:
+        if name == "not-installed":
+            raise ImportError("No module named 'servers.not_installed'")
+        if name == "refuses":
+            return SimpleNamespace(name=name, upstream=name, make_client=refuses)
+        return load_toolset(name)
+
+    runtime.load_toolset = load
+    assert await runtime.optional_client("no-such-toolset") is None  # KeyError from load_toolset
+    assert await runtime.optional_client("not-installed") is None
+    assert await runtime.optional_client("refuses") is None
+    assert await runtime.optional_client("datadog") is not None
+
+
+def test_a_call_that_names_its_run_never_works_out_the_days_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import servers._core.runtime as rt
+
+    def no_fallback(who: str, day: str) -> str:
+        raise AssertionError("the day's run was worked out for a call that names its own")
+
+    monkeypatch.setattr(rt, "day_run_id", no_fallback)
+    runtime = harness.server(toolsets=["datadog"]).runtime
+    runtime.transport_kind = "http"
+    rc = SimpleNamespace(session=SimpleNamespace(client_params=None), meta=None,
+                         request=SimpleNamespace(headers={"x-spyglass-run-id": "nightly-42"}))
+    assert runtime.principal(SimpleNamespace(request_context=rc)).run_id == "nightly-42"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from guards.audit import AuditEvent, new_event_id, utc_now_iso
+from guards.audit import AuditEvent, PendingEvent, new_event_id, utc_now_iso
 from guards.audit_sqlite import SQLiteSink
 
 pytestmark = pytest.mark.anyio
@@ -134,3 +135,58 @@ def test_multi_row_inserts_store_every_row_once_in_order(tmp_path: Path, count: 
     tools = [r[0] for r in conn.execute("SELECT tool FROM audit_events ORDER BY rowid")]
     conn.close()
     assert tools == [f"t{i}" for i in range(count)]
+
+
+BUILT_IN: list[str] = []  # threads that built a Pending
+
+
+class Pending(PendingEvent):
+    """A pending event that notes the thread that built it."""
+
+    __slots__ = ("tool",)
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+
+    def build(self) -> AuditEvent:
+        BUILT_IN.append(threading.current_thread().name)
+        return event(self.tool)
+
+
+async def test_a_fanout_over_the_sqlite_sink_builds_on_the_writer_and_hands_built_events_to_the_others(
+    tmp_path: Path,
+) -> None:
+    from guards.audit import FanoutSink, MemorySink
+
+    BUILT_IN.clear()
+    primary, spans = SQLiteSink(tmp_path / "a.db"), MemorySink()
+    fanout = FanoutSink(primary, spans)
+    fanout.emit(Pending("read"))
+    assert BUILT_IN == []  # nothing built on the request path
+    await fanout.emit_durable(event("write"))
+    fanout.close()
+    assert BUILT_IN == ["spyglass-audit"]
+    assert [e.tool for e in spans.events] == [t for t, _, _ in rows(tmp_path / "a.db")] == ["read", "write"]
+    assert spans.events[-1].hash == rows(tmp_path / "a.db")[-1][2]  # the sealed event, once each
+
+
+async def test_a_failing_follower_is_logged_once_and_the_audit_log_keeps_going(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from guards.audit import FanoutSink
+
+    class Broken:
+        def emit(self, item: Any) -> None:
+            raise RuntimeError("collector gone")
+
+        def close(self) -> None:
+            pass
+
+    fanout = FanoutSink(SQLiteSink(tmp_path / "a.db"), Broken())  # type: ignore[arg-type]
+    for _ in range(3):
+        fanout.emit(event())
+        assert fanout.sinks[0].flush()  # type: ignore[attr-defined]
+    fanout.close()
+    assert len(rows(tmp_path / "a.db")) == 3
+    assert [r.getMessage() for r in caplog.records if "failed to take events" in r.getMessage()] == [
+        "audit: Broken failed to take events"]

@@ -102,3 +102,56 @@ def test_limits_split_their_budget_by_key_and_match_by_tool_toolset_or_upstream(
     draws = draws_for(policy, tool="datadog_search_logs", toolset="datadog", upstream="datadog", principal="a2",
                       client="c", args={})
     assert [d.limit.id for d in draws] == ["dd", "per-agent"]
+
+
+async def test_the_memory_store_grants_and_waits_exactly_as_a_full_scan_of_the_window_would() -> None:
+    import random
+
+    rng = random.Random(7)
+    clock = [0.0]
+    store = MemoryLimitStore(clock=lambda: clock[0])
+    reference: list[float] = []  # the old algorithm: keep every hit still inside the window
+    for _ in range(2000):
+        clock[0] += rng.choice([0.0, 0.1, 0.5, 2.0, 7.0])
+        reference = [t for t in reference if t > clock[0] - 10]
+        expected = None if len(reference) < 5 else max(0.0, reference[0] + 10 - clock[0])
+        if expected is None:
+            reference.append(clock[0])
+        assert await store.take("b", 5, 10) == expected
+
+
+def test_which_limits_a_call_draws_on_is_remembered_by_name_but_where_is_checked_every_call() -> None:
+    policy = parse_policy({"limits": [
+        {"id": "prod-deploys", "tools": ["deploy_*"], "where": {"env": ["prod"]}, "max": 3, "per": "1h"},
+        {"id": "per-agent", "toolsets": ["*"], "principals": ["agent-*"], "max": 10, "per": "1m"},
+    ]})
+    names = dict(tool="deploy_apply", toolset="deploy_write", upstream="deploy", client="c")
+    prod = draws_for(policy, principal="agent-1", args={"env": "prod"}, **names)
+    staging = draws_for(policy, principal="agent-1", args={"env": "staging"}, **names)
+    human = draws_for(policy, principal="alice", args={"env": "prod"}, **names)
+    assert [d.limit.id for d in prod] == ["prod-deploys", "per-agent"]
+    assert [d.limit.id for d in staging] == ["per-agent"]
+    assert [d.limit.id for d in human] == ["prod-deploys"]
+    assert ("limits", "deploy_apply", "deploy_write", "deploy", "agent-1") in policy.memo()
+
+
+def test_a_limit_and_a_window_are_parsed_once_when_the_policy_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import guards.policy
+    import guards.windows
+
+    policy = parse_policy({
+        "rules": [{"id": "freeze", "effect": "deny", "tools": ["deploy_*"],
+                   "when": {"from": "Fri 16:00", "to": "Mon 08:00", "zone": "Europe/Berlin"}}],
+        "limits": [{"id": "dd", "upstream": "datadog", "max": 200, "per": "1h30m"}],
+    })
+
+    def parse_again(text: str) -> None:
+        raise AssertionError(f"{text!r} parsed again on a call")
+
+    monkeypatch.setattr(guards.policy, "parse_duration", parse_again)
+    monkeypatch.setattr(guards.windows, "parse_point", parse_again)
+    assert policy.limits[0].per_seconds == 5400
+    window = policy.rules[0].when
+    assert window is not None
+    assert window.contains(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # Fri 16:00 Berlin
+    assert not window.contains(datetime(2026, 11, 30, 7, 0, tzinfo=UTC))  # Mon 08:00 Berlin

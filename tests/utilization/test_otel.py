@@ -70,3 +70,28 @@ async def test_guarded_calls_through_a_fanout_reach_both_the_audit_log_and_the_t
     outcomes = [s.attributes["spyglass.outcome"] for s in exporter.get_finished_spans()]
     assert outcomes == [e.outcome for e in memory.events] == ["ok", "invalid_args"]
     assert all("service:checkout" not in json.dumps(dict(s.attributes)) for s in exporter.get_finished_spans())
+
+
+def test_spans_still_follow_a_batched_audit_log_which_builds_the_events_off_the_request_path(
+    spans, tmp_path
+) -> None:
+    from guards.audit import PendingEvent
+    from guards.audit_sqlite import SQLiteSink
+
+    otel, exporter = spans
+    built: list[str] = []
+
+    class Pending(PendingEvent):
+        __slots__ = ()
+
+        def build(self):
+            built.append("built")
+            return ev(0, outcome="denied", rule_id="weekend-freeze")
+
+    fanout = FanoutSink(SQLiteSink(tmp_path / "audit.db"), otel)
+    fanout.emit(Pending())
+    fanout.emit(ev(1))
+    assert built == []  # the request path only queued it
+    fanout.close()
+    assert built == ["built"]
+    assert [s.attributes["spyglass.outcome"] for s in exporter.get_finished_spans()] == ["denied", "ok"]

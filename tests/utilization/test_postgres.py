@@ -147,3 +147,16 @@ def test_reading_a_schema_without_a_log_says_where_it_looked(tmp_path: Path) -> 
     assert BASE is not None
     with pytest.raises(FileNotFoundError, match=r"no audit log in .*schema 'no_such_schema'"):
         open_reader(with_schema(BASE, "no_such_schema"), tmp_path)
+
+
+async def test_a_fanout_over_postgresql_hands_each_committed_event_to_the_others_once(pg_url: str) -> None:
+    from guards.audit import FanoutSink, MemorySink
+    from guards.audit_postgres import PostgresSink
+
+    spans = MemorySink()
+    fanout = FanoutSink(PostgresSink(pg_url), spans)
+    fanout.emit(ev(0, tool="datadog_search_logs"))
+    await fanout.emit_durable(ev(1, tool="deploy_apply"))
+    fanout.close()
+    assert [e.tool for e in spans.events] == ["datadog_search_logs", "deploy_apply"]
+    assert all(e.hash and e.stream for e in spans.events)
