@@ -114,6 +114,38 @@ def iso(dt: datetime) -> str:
     return dt.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
+def iso_seconds(dt: datetime) -> str:
+    """ISO 8601 UTC to the second, even when there are milliseconds: what a reader needs, in fewer tokens."""
+    return iso(dt.replace(microsecond=0))
+
+
+def parse_lenient_dt(value: object) -> datetime | None:
+    """A vendor timestamp, leniently: ISO 8601 (naive means UTC, digits past microseconds dropped) or
+    epoch seconds / ms / ns (numbers or digit strings). Empty, non-positive, unreadable values and
+    Go's zero time (``0001-01-01...``) are None. For parsing responses, never user input."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if not value > 0 or value != value:
+            return None
+        v = float(value)
+        v = v / 1e9 if v > 1e16 else v / 1000 if v > 1e11 else v
+        try:
+            return datetime.fromtimestamp(v, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value and not value.startswith("0001-01-01"):
+        if value.isdigit():
+            return parse_lenient_dt(int(value))
+        s = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00"))
+        try:
+            dt = datetime.fromisoformat(s)
+        except ValueError:
+            return None
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+    return None
+
+
 def short_time(dt: datetime) -> str:
     """Compact UTC time for dense lines: ``09:14:03`` (dates are in the header)."""
     return dt.astimezone(UTC).strftime("%H:%M:%S")

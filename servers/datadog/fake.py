@@ -25,12 +25,12 @@ from servers._core.fakekit import (
     Faults,
     RateWindow,
     compile_search,
-    json_body,
+    header_auth,
     page_cursor,
-    page_offset,
 )
 from servers._core.world import World
 from servers.datadog import fake_routes
+from servers.datadog.fake_routes import fake_time, json_route, page_window
 
 API_KEY = "sandbox-dd-api-key-0000000000000000"
 APP_KEY = "sandbox-dd-app-key-00000000000000000000"
@@ -95,19 +95,6 @@ def _fields(log: dict[str, Any]) -> dict[str, Any]:
     return {"service": a["service"], "status": a["status"], "host": a["host"], "env": inner["env"],
             "version": inner["version"], "duration": inner["duration"],
             "http.status_code": inner["http"]["status_code"]}
-
-
-def _parse_time(v: Any, now: datetime) -> datetime:
-    if isinstance(v, int | float):
-        return datetime.fromtimestamp(v / 1000, UTC)
-    s = str(v)
-    if s.startswith("now"):
-        m = re.match(r"now-(\d+)([smhd])", s)
-        if not m:
-            return now
-        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return now - timedelta(seconds=int(m.group(1)) * mult)
-    return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 def _logs_between(world: World, start: datetime, end: datetime, query: str) -> list[dict[str, Any]]:
@@ -192,29 +179,24 @@ def build_app(world: World, faults: Faults | None = None) -> Starlette:
     rate = RateWindow(limit=300, period_s=3600)
 
     def guard(request: Request) -> Response | None:
-        if request.headers.get("dd-api-key") != API_KEY or request.headers.get("dd-application-key") != APP_KEY:
+        if not header_auth(request, {"dd-api-key": API_KEY, "dd-application-key": APP_KEY}):
             return JSONResponse({"errors": ["Forbidden"]}, 403)
         return faults.take()
+
+    with_body = json_route(guard)
 
     def ok(body: Any) -> JSONResponse:
         return JSONResponse(body, headers={**rate.headers(world.now().timestamp()), "X-RateLimit-Name": "logs_query"})
 
-    async def logs_search(request: Request) -> Response:
-        if (bad := guard(request)) is not None:
-            return bad
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            return JSONResponse({"errors": ["Malformed request body"]}, 400)
+    @with_body
+    async def logs_search(_request: Request, body: dict[str, Any]) -> Response:
         f = body.get("filter") or {}
         now = world.now()
-        start, end = _parse_time(f.get("from", "now-15m"), now), _parse_time(f.get("to", "now"), now)
+        start, end = fake_time(f.get("from", "now-15m"), now), fake_time(f.get("to", "now"), now)
         page = body.get("page") or {}
-        limit = int(page.get("limit", 10))
-        if limit > 5000:
-            return JSONResponse({"errors": ["page[limit] must be <= 5000"]}, 400)
-        offset = page_offset(page.get("cursor"))
-        if offset < 0:
-            return JSONResponse({"errors": ["Invalid cursor"]}, 400)
+        if isinstance(window := page_window(page, 5000), Response):
+            return window
+        offset, limit = window
         logs = _logs_between(world, start, end, f.get("query") or "*")
         chunk = logs[offset: offset + limit]
         meta: dict[str, Any] = {"status": "done", "elapsed": 42, "request_id": "sandbox"}
@@ -222,15 +204,11 @@ def build_app(world: World, faults: Faults | None = None) -> Starlette:
             meta["page"] = {"after": page_cursor(offset + limit)}
         return ok({"data": chunk, "meta": meta})
 
-    async def logs_aggregate(request: Request) -> Response:
-        if (bad := guard(request)) is not None:
-            return bad
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            return JSONResponse({"errors": ["Malformed request body"]}, 400)
+    @with_body
+    async def logs_aggregate(_request: Request, body: dict[str, Any]) -> Response:
         f = body.get("filter") or {}
         now = world.now()
-        start, end = _parse_time(f.get("from", "now-15m"), now), _parse_time(f.get("to", "now"), now)
+        start, end = fake_time(f.get("from", "now-15m"), now), fake_time(f.get("to", "now"), now)
         compute = (body.get("compute") or [{"aggregation": "count"}])[0]
         agg, metric = compute.get("aggregation", "count"), (compute.get("metric") or "").lstrip("@")
         facets = [g["facet"].lstrip("@") for g in body.get("group_by") or []]

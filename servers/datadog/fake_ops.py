@@ -439,7 +439,7 @@ def _ts(title: str, *queries: str, formula: str | None = None) -> dict[str, Any]
                       "style": {"palette": "dog_classic", "line_type": "solid", "line_width": "normal"}}]}}
 
 
-def _dashboards(world: World) -> list[dict[str, Any]]:
+def dashboards(world: World) -> list[dict[str, Any]]:
     a = world.anchor
     checkout: dict[str, Any] = {
         "id": "chk-svc-001", "title": "Checkout service overview",
@@ -517,10 +517,6 @@ def _walk(widgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(w)
         out += _walk(w["definition"].get("widgets") or [])
     return out
-
-
-def dashboards(world: World) -> list[dict[str, Any]]:
-    return _dashboards(world)
 
 
 SUMMARY_KEYS = ("id", "title", "description", "layout_type", "author_handle", "created_at", "modified_at", "url",

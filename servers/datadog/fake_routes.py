@@ -7,8 +7,8 @@ bodies (``{"errors": [...]}``), cursor / offset / page pagination as each endpoi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -23,13 +23,16 @@ from servers.datadog import fake_ops as ops
 
 Guard = Callable[[Request], Response | None]
 Ok = Callable[[Any], JSONResponse]
+Handler = Callable[[Request], Awaitable[Response]]
+BodyHandler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
 
 def _bad(msg: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"errors": [msg]}, status)
 
 
-def _time(v: Any, now: datetime) -> datetime:
+def fake_time(v: Any, now: datetime) -> datetime:
+    """A Datadog request time: epoch ms (number or digits), ``now`` / ``now-15m``, or ISO 8601."""
     if isinstance(v, int | float):
         return datetime.fromtimestamp(v / 1000, UTC)
     s = str(v)
@@ -38,12 +41,35 @@ def _time(v: Any, now: datetime) -> datetime:
         if not m:
             return now
         mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        from datetime import timedelta
-
         return now - timedelta(seconds=int(m.group(1)) * mult)
     if s.isdigit():
         return datetime.fromtimestamp(int(s) / 1000, UTC)
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def json_route(guard: Guard) -> Callable[[BodyHandler], Handler]:
+    """A POST handler taking the JSON object body, after the auth/fault guard; anything else is a 400."""
+    def wrap(fn: BodyHandler) -> Handler:
+        async def handler(request: Request) -> Response:
+            if (bad := guard(request)) is not None:
+                return bad
+            body = await json_body(request)
+            if not isinstance(body, dict):
+                return _bad("Malformed request body")
+            return await fn(request, body)
+        return handler
+    return wrap
+
+
+def page_window(page: dict[str, Any], max_limit: int) -> tuple[int, int] | Response:
+    """(offset, limit) of a ``page`` with ``limit`` and an offset ``cursor``, or the 400 Datadog answers."""
+    limit = int(page.get("limit", 10))
+    if not 1 <= limit <= max_limit:
+        return _bad(f"page[limit] must be between 1 and {max_limit}")
+    offset = page_offset(page.get("cursor"))
+    if offset < 0:
+        return _bad("Invalid cursor")
+    return offset, limit
 
 
 _TRACE_TERM = re.compile(r"(?:^|\s)@?trace_id:(\d+)(?:\s|$)")
@@ -51,7 +77,7 @@ _TRACE_TERM = re.compile(r"(?:^|\s)@?trace_id:(\d+)(?:\s|$)")
 
 def _matching_spans(world: World, f: dict[str, Any], newest_first: bool) -> Iterator[dict[str, Any]]:
     now = world.now()
-    start, end = _time(f.get("from", "now-15m"), now), _time(f.get("to", "now"), now)
+    start, end = fake_time(f.get("from", "now-15m"), now), fake_time(f.get("to", "now"), now)
     query = f.get("query") or "*"
     match = compile_search(query)
     m = _TRACE_TERM.search(query)
@@ -61,31 +87,19 @@ def _matching_spans(world: World, f: dict[str, Any], newest_first: bool) -> Iter
 
 
 def routes(world: World, guard: Guard, ok: Ok) -> list[Route]:
-    async def body_of(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
-        if (bad := guard(request)) is not None:
-            return None, bad
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            return None, _bad("Malformed request body")
-        return body, None
+    with_body = json_route(guard)
 
     # --- spans -----------------------------------------------------------------------------
-    async def spans_search(request: Request) -> Response:
-        body, bad = await body_of(request)
-        if bad is not None:
-            return bad
-        assert body is not None
+    @with_body
+    async def spans_search(request: Request, body: dict[str, Any]) -> Response:
         data = body.get("data")
         if not isinstance(data, dict) or data.get("type") != "search_request":
             return _bad("data.type must be 'search_request'")
         a = data.get("attributes") or {}
         page = a.get("page") or {}
-        limit = int(page.get("limit", 10))
-        if not 1 <= limit <= 1000:
-            return _bad("page[limit] must be between 1 and 1000")
-        offset = page_offset(page.get("cursor"))
-        if offset < 0:
-            return _bad("Invalid cursor")
+        if isinstance(window := page_window(page, 1000), Response):
+            return window
+        offset, limit = window
         try:
             spans = list(islice(_matching_spans(world, a.get("filter") or {}, a.get("sort") != "timestamp"),
                                 offset, offset + limit + 1))
@@ -96,11 +110,8 @@ def routes(world: World, guard: Guard, ok: Ok) -> list[Route]:
             meta["page"] = {"after": page_cursor(offset + limit)}
         return ok({"data": spans[:limit], "meta": meta})
 
-    async def spans_aggregate(request: Request) -> Response:
-        body, bad = await body_of(request)
-        if bad is not None:
-            return bad
-        assert body is not None
+    @with_body
+    async def spans_aggregate(request: Request, body: dict[str, Any]) -> Response:
         data = body.get("data")
         if not isinstance(data, dict) or data.get("type") != "aggregate_request":
             return _bad("data.type must be 'aggregate_request'")
@@ -120,11 +131,8 @@ def routes(world: World, guard: Guard, ok: Ok) -> list[Route]:
         return ok({"data": buckets, "meta": {"status": "done", "elapsed": 21, "request_id": "sandbox"}})
 
     # --- error tracking --------------------------------------------------------------------
-    async def issues_search(request: Request) -> Response:
-        body, bad = await body_of(request)
-        if bad is not None:
-            return bad
-        assert body is not None
+    @with_body
+    async def issues_search(request: Request, body: dict[str, Any]) -> Response:
         data = body.get("data") or {}
         a = data.get("attributes") if isinstance(data, dict) else None
         if data.get("type") != "search_request" or not isinstance(a, dict):
@@ -134,7 +142,7 @@ def routes(world: World, guard: Guard, ok: Ok) -> list[Route]:
             return _bad(f"missing required attribute(s): {', '.join(missing)}")
         if not a.get("track") and not a.get("persona"):
             return _bad("either track or persona must be specified")
-        start, end = _time(int(a["from"]), world.now()), _time(int(a["to"]), world.now())
+        start, end = fake_time(int(a["from"]), world.now()), fake_time(int(a["to"]), world.now())
         counts = apm.issue_counts(world, start, end)
         defs = apm.issue_defs(world)
         match = compile_search(a.get("query") or "*")
@@ -274,22 +282,16 @@ def routes(world: World, guard: Guard, ok: Ok) -> list[Route]:
         return ok({"data": todos, "meta": {"pagination": {"offset": 0, "size": len(todos)}}})
 
     # --- events ----------------------------------------------------------------------------
-    async def events_search(request: Request) -> Response:
-        body, bad = await body_of(request)
-        if bad is not None:
-            return bad
-        assert body is not None
+    @with_body
+    async def events_search(request: Request, body: dict[str, Any]) -> Response:
         f = body.get("filter") or {}
         page = body.get("page") or {}
-        limit = int(page.get("limit", 10))
-        if not 1 <= limit <= 1000:
-            return _bad("page[limit] must be between 1 and 1000")
-        offset = page_offset(page.get("cursor"))
-        if offset < 0:
-            return _bad("Invalid cursor")
+        if isinstance(window := page_window(page, 1000), Response):
+            return window
+        offset, limit = window
         now = world.now()
         try:
-            start, end = _time(f.get("from", "now-15m"), now), _time(f.get("to", "now"), now)
+            start, end = fake_time(f.get("from", "now-15m"), now), fake_time(f.get("to", "now"), now)
         except ValueError as e:
             return _bad(f"Invalid time: {e}")
         match = compile_search(f.get("query") or "*")

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from servers._core.timeparse import parse_lenient_dt
 
-def _dt(value: Any) -> datetime | None:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            return None
-    return None
+_dt = parse_lenient_dt
 
 
 @dataclass(frozen=True)
@@ -26,7 +19,6 @@ class LogLine:
     service: str
     host: str
     message: str
-    attributes: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,6 @@ def parse_logs_page(body: dict[str, Any]) -> LogsPage:
                 service=str(a.get("service") or ""),
                 host=str(a.get("host") or ""),
                 message=str(a.get("message") or ""),
-                attributes=a.get("attributes") or {},
             )
         )
     after = ((body.get("meta") or {}).get("page") or {}).get("after")
@@ -73,7 +64,6 @@ class Series:
     metric: str
     scope: str
     points: list[tuple[float, float]]  # (epoch seconds, value)
-    unit: str
 
 
 def parse_series(body: dict[str, Any]) -> list[Series]:
@@ -85,11 +75,7 @@ def parse_series(body: dict[str, Any]) -> list[Series]:
     out = []
     for s in body.get("series") or []:
         pts = [(p[0] / 1000, p[1]) for p in s.get("pointlist") or [] if len(p) == 2 and p[1] is not None]
-        units = s.get("unit") or []
-        unit = ""
-        if units and isinstance(units[0], dict):
-            unit = units[0].get("short_name") or units[0].get("name") or ""
-        out.append(Series(str(s.get("expression") or s.get("metric") or ""), str(s.get("scope") or ""), pts, unit))
+        out.append(Series(str(s.get("expression") or s.get("metric") or ""), str(s.get("scope") or ""), pts))
     return out
 
 
@@ -116,7 +102,6 @@ class Span:
     error_message: str
     error_stack: str
     version: str
-    issue_id: str
 
     @property
     def end_ms(self) -> float:
@@ -155,7 +140,6 @@ def parse_span(item: dict[str, Any]) -> Span:
         parent_id=_str(a.get("parent_id")), service=_str(a.get("service")), resource=_str(a.get("resource_name")),
         start=start, duration_ms=ms, status=status.lower(), error_type=_str(err.get("type")),
         error_message=_str(err.get("message")), error_stack=_str(err.get("stack")), version=version,
-        issue_id=_str((custom.get("issue") or extra.get("issue") or {}).get("id")),
     )
 
 
@@ -196,8 +180,6 @@ class Monitor:
     thresholds: dict[str, float] | None = None
     groups: list[MonitorGroup] | None = None
     priority: int | None = None
-    creator: str = ""
-    modified: datetime | None = None
 
     @property
     def services(self) -> set[str]:
@@ -213,17 +195,13 @@ class MonitorPage:
     page_count: int
 
 
-def _epoch_s(v: Any) -> datetime | None:
-    return datetime.fromtimestamp(v, UTC) if isinstance(v, int | float) and v > 0 else None
-
-
 def parse_monitor_search(body: dict[str, Any]) -> MonitorPage:
     out = []
     for m in body.get("monitors") or []:
         out.append(Monitor(id=int(m.get("id") or 0), name=_str(m.get("name")), type=_str(m.get("type")),
                            status=_str(m.get("status")), query=_str(m.get("query")),
                            tags=[str(t) for t in m.get("tags") or []],
-                           last_triggered=_epoch_s(m.get("last_triggered_ts"))))
+                           last_triggered=_dt(m.get("last_triggered_ts"))))
     meta = body.get("metadata") or {}
     return MonitorPage(out, int(meta.get("total_count") or len(out)), int(meta.get("page_count") or 1))
 
@@ -232,17 +210,15 @@ def parse_monitor(m: dict[str, Any]) -> Monitor:
     groups = []
     for name, g in sorted(((m.get("state") or {}).get("groups") or {}).items()):
         groups.append(MonitorGroup(_str(g.get("name") or name), _str(g.get("status")),
-                                   _epoch_s(g.get("last_triggered_ts")), _epoch_s(g.get("last_resolved_ts"))))
+                                   _dt(g.get("last_triggered_ts")), _dt(g.get("last_resolved_ts"))))
     thresholds = {k: float(v) for k, v in ((m.get("options") or {}).get("thresholds") or {}).items()
                   if isinstance(v, int | float)}
     triggered = [g.last_triggered for g in groups if g.last_triggered]
-    creator = m.get("creator") or {}
     return Monitor(
         id=int(m.get("id") or 0), name=_str(m.get("name")), type=_str(m.get("type")),
         status=_str(m.get("overall_state")), query=_str(m.get("query")), tags=[str(t) for t in m.get("tags") or []],
         last_triggered=max(triggered) if triggered else None, message=_str(m.get("message")),
         thresholds=thresholds, groups=groups, priority=m.get("priority"),
-        creator=_str(creator.get("handle") or creator.get("email")), modified=_dt(m.get("modified")),
     )
 
 
@@ -400,7 +376,6 @@ class ErrorIssue:
     last_version: str
     state: str
     count: int | None = None
-    users: int | None = None
 
 
 def parse_issue(data: dict[str, Any], counts: dict[str, Any] | None = None) -> ErrorIssue:
@@ -413,7 +388,6 @@ def parse_issue(data: dict[str, Any], counts: dict[str, Any] | None = None) -> E
         first_version=_str(a.get("first_seen_version")), last_version=_str(a.get("last_seen_version")),
         state=_str(a.get("state")),
         count=c.get("total_count") if isinstance(c.get("total_count"), int) else None,
-        users=c.get("impacted_users") if isinstance(c.get("impacted_users"), int) else None,
     )
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import Field, field_validator
 
 from guards.durations import format_duration
 from servers._core.shaping import (
     ToolOutput,
-    decode_cursor,
-    downsample,
-    encode_cursor,
     fit_lines,
     fmt_num,
     message_patterns,
+    next_skip_cursor,
     one_line,
+    read_skip_cursor,
     render_table,
-    summarize_series,
+    series_table,
     untrusted_block,
 )
 from servers._core.spec import ToolContext, Toolset, ToolSpec, WindowParams
@@ -25,7 +22,7 @@ from servers._core.timeparse import iso, resolve_window, short_time
 from servers.datadog import tools_apm, tools_ops
 from servers.datadog.client import ROUTES, DatadogClient, make_client
 from servers.datadog.models import LogLine
-from servers.datadog.scope import in_service_scope, scoped_indexes, scoped_query
+from servers.datadog.scope import keep_in_scope, scoped_indexes, scoped_query
 
 UPSTREAM = "datadog"
 
@@ -46,32 +43,25 @@ def _log_line(line: LogLine) -> str:
 
 async def search_logs(p: SearchLogsParams, ctx: ToolContext) -> ToolOutput:
     start, end = resolve_window(p.from_, p.to, ctx.now, max_range=ctx.policy.guardrails.logs_max_range)
-    state = decode_cursor(p.cursor, tool="datadog_search_logs") if p.cursor else {}
+    at = read_skip_cursor(p.cursor, tool="datadog_search_logs")
     client: DatadogClient = ctx.client
     page = await client.search_logs(
-        scoped_query(ctx, p.query), start, end, limit=p.limit, cursor=state.get("c"),
+        scoped_query(ctx, p.query), start, end, limit=p.limit, cursor=at.upstream,
         indexes=scoped_indexes(ctx, p.index),
     )
-    lines = page.lines[int(state.get("s", 0)):]
-    visible = [ln for ln in lines if in_service_scope(ctx, ln.service)]
-    if len(visible) != len(lines):
-        ctx.record.scoped(len(lines) - len(visible))
+    visible = keep_in_scope(ctx, list(enumerate(page.lines[at.skip:])), lambda x: [x[1].service])
     header = [
         f"datadog logs · {p.query} · {iso(start)} → {iso(end)} · newest first",
     ]
     if not visible:
         return ToolOutput("\n".join([*header, "no log lines match in this window"]), empty=True)
-    patterns = message_patterns((ln.message for ln in visible), top=5)
+    patterns = message_patterns((ln.message for _i, ln in visible), top=5)
     pattern_lines = ["top message patterns on this page (count, pattern):",
                      *(f"  {n}× {pat}" for n, pat in ((c, pt) for pt, c in patterns))]
-    body = [_log_line(ln) for ln in visible]
+    body = [_log_line(ln) for _i, ln in visible]
     kept, cut = fit_lines(body, _BUDGETS["datadog_search_logs"],
                           reserve_tokens=300 + sum(len(x) for x in pattern_lines) // 3)
-    next_cursor = None
-    if cut:
-        next_cursor = encode_cursor({"c": state.get("c"), "s": int(state.get("s", 0)) + len(kept)})
-    elif page.next_cursor:
-        next_cursor = encode_cursor({"c": page.next_cursor, "s": 0})
+    next_cursor = next_skip_cursor(at, [i for i, _ln in visible], len(kept), cut, page.next_cursor)
     header[0] += f" · {len(kept)} lines"
     text = "\n".join([*header, *pattern_lines, *untrusted_block("datadog logs", kept)])
     return ToolOutput(text, truncated=bool(next_cursor), next_cursor=next_cursor)
@@ -108,10 +98,7 @@ async def aggregate_logs(p: AggregateLogsParams, ctx: ToolContext) -> ToolOutput
         limit=p.limit, indexes=scoped_indexes(ctx, p.index),
     )
     if "service" in p.group_by:
-        visible = [b for b in buckets if in_service_scope(ctx, str(b.by.get("service")))]
-        if len(visible) != len(buckets):
-            ctx.record.scoped(len(buckets) - len(visible))
-        buckets = visible
+        buckets = keep_in_scope(ctx, buckets, lambda b: [str(b.by.get("service"))])
     header = f"datadog log {p.compute} · {p.query} · {iso(start)} → {iso(end)}"
     if not buckets:
         return ToolOutput(f"{header}\nno logs match in this window", empty=True)
@@ -137,42 +124,13 @@ async def query_metrics(p: QueryMetricsParams, ctx: ToolContext) -> ToolOutput:
     client: DatadogClient = ctx.client
     # One call covers this window and the previous one of the same length, for the change column.
     series = await client.query_metrics(p.query, start - span, end)
-    services = ctx.scope.services if ctx.scope else None
-    if services is not None:
-        ctx.record.scoped()
-        visible = [s for s in series if _series_service(s.scope) in services]
-        ctx.record.scoped(len(series) - len(visible))
-        series = visible
+    series = keep_in_scope(ctx, series, lambda s: [n for n in [_series_service(s.scope)] if n])
     header = (f"datadog metrics · {p.query} · {iso(start)} → {iso(end)} · "
               f"change vs previous {format_duration(span.total_seconds())}")
-    rows, details = [], []
-    t0 = start.timestamp()
-    summarized = []
-    for s in series:
-        cur = [v for t, v in s.points if t >= t0]
-        prev = [v for t, v in s.points if t < t0]
-        summ = summarize_series(cur, prev)
-        if summ is not None:
-            summarized.append((s, summ))
-    if not summarized:
-        return ToolOutput(f"{header}\nno data points for this query in this window", empty=True)
-    summarized.sort(key=lambda x: x[1].avg, reverse=True)
-    shown = summarized[: p.max_series]
-    for i, (s, summ) in enumerate(shown, 1):
-        change = "-" if summ.change_pct is None else f"{summ.change_pct:+.0f}%"
-        rows.append([f"s{i} {s.scope or s.metric}", fmt_num(summ.min), fmt_num(summ.max), fmt_num(summ.avg),
-                     fmt_num(summ.last), change])
-        if p.points:
-            pts = downsample([(t, v) for t, v in s.points if t >= t0], p.points)
-            details.append(f"s{i}: " + ", ".join(
-                f"{short_time(start + timedelta(seconds=t - t0))[:5]} {fmt_num(v)}" for t, v in pts))
-    lines = [header, *render_table(["series", "min", "max", "avg", "last", "change"], rows)]
-    if details:
-        lines += ["points (UTC hh:mm value):", *details]
-    truncated = len(summarized) > len(shown)
-    if truncated:
-        lines.append(f"{len(summarized) - len(shown)} more series not shown: raise max_series or narrow the query")
-    return ToolOutput("\n".join(lines), truncated=truncated, total=len(summarized))
+    return series_table(header, series, points_of=lambda s: s.points,
+                        describe=lambda shown: ([], [s.scope or s.metric for s in shown]), start=start,
+                        points=p.points, max_series=p.max_series,
+                        more_hint="raise max_series or narrow the query")
 
 
 def _series_service(scope: str) -> str | None:

@@ -11,27 +11,23 @@ from pydantic import Field, field_validator
 from servers._core.errors import NotFound
 from servers._core.shaping import (
     ToolOutput,
-    decode_cursor,
-    encode_cursor,
+    cursor_offset,
     fit_lines,
     message_patterns,
+    next_skip_cursor,
     one_line,
+    paged_lines,
+    read_skip_cursor,
     render_table,
     untrusted_block,
 )
 from servers._core.spec import Params, ToolContext, ToolSpec, WindowParams
-from servers._core.timeparse import iso as _iso_ms
+from servers._core.timeparse import iso_seconds as iso
 from servers._core.timeparse import resolve_window, short_time
 from servers.datadog import traces
 from servers.datadog.client import DatadogClient
 from servers.datadog.models import ErrorIssue, Span, top_frames
 from servers.datadog.scope import in_service_scope, keep_in_scope, require_in_scope, scoped_query
-
-
-def iso(dt: datetime) -> str:
-    """ISO 8601 UTC to the second: what a reader needs, in fewer tokens."""
-    return _iso_ms(dt.replace(microsecond=0))
-
 
 TRACE_LOOKBACK = timedelta(days=15)  # indexed spans' default retention
 ISSUE_WINDOW = timedelta(days=7)  # how far back per-version counts of an error issue go
@@ -56,11 +52,10 @@ def _span_line(s: Span) -> str:
 
 async def search_spans(p: SearchSpansParams, ctx: ToolContext) -> ToolOutput:
     start, end = resolve_window(p.from_, p.to, ctx.now)
-    state = decode_cursor(p.cursor, tool="datadog_search_spans") if p.cursor else {}
+    at = read_skip_cursor(p.cursor, tool="datadog_search_spans")
     client: DatadogClient = ctx.client
-    page = await client.search_spans(scoped_query(ctx, p.query), start, end, limit=p.limit, cursor=state.get("c"))
-    skip = int(state.get("s", 0))
-    visible = keep_in_scope(ctx, list(enumerate(page.spans[skip:])), lambda x: [x[1].service])
+    page = await client.search_spans(scoped_query(ctx, p.query), start, end, limit=p.limit, cursor=at.upstream)
+    visible = keep_in_scope(ctx, list(enumerate(page.spans[at.skip:])), lambda x: [x[1].service])
     header = f"datadog spans · {p.query} · {iso(start)} → {iso(end)} · newest first"
     if not visible and not page.next_cursor:
         return ToolOutput(f"{header}\nno spans match in this window", empty=True)
@@ -71,11 +66,7 @@ async def search_spans(p: SearchSpansParams, ctx: ToolContext) -> ToolOutput:
             (f"{s.service} {s.error_type}: {s.error_message}" for s in errs), top=3)]
     body = [_span_line(s) for _i, s in visible]
     kept, cut = fit_lines(body, BUDGETS["datadog_search_spans"], reserve_tokens=300 + sum(map(len, summary)) // 3)
-    next_cursor = None
-    if cut:
-        next_cursor = encode_cursor({"c": state.get("c"), "s": skip + visible[len(kept)][0]})
-    elif page.next_cursor:
-        next_cursor = encode_cursor({"c": page.next_cursor, "s": 0})
+    next_cursor = next_skip_cursor(at, [i for i, _s in visible], len(kept), cut, page.next_cursor)
     lines = [f"{header} · {len(kept)} spans (time service resource duration status trace | error)", *summary,
              *untrusted_block("datadog spans", kept)]
     return ToolOutput("\n".join(lines), truncated=bool(next_cursor), next_cursor=next_cursor)
@@ -96,9 +87,7 @@ class GetTraceParams(Params):
 
 
 async def get_trace(p: GetTraceParams, ctx: ToolContext) -> ToolOutput:
-    state = decode_cursor(p.cursor, tool="datadog_get_trace") if p.cursor else {}
-    if state and state.get("t") != p.trace_id:
-        state = {}
+    offset = cursor_offset(p.cursor, tool="datadog_get_trace", match={"t": p.trace_id})
     client: DatadogClient = ctx.client
     spans, complete = await client.trace_spans(p.trace_id, ctx.now - TRACE_LOOKBACK, ctx.now)
     if not spans:
@@ -126,13 +115,12 @@ async def get_trace(p: GetTraceParams, ctx: ToolContext) -> ToolOutput:
         head.append(f"{len(roots)} roots (parents missing); largest first")
     head.append("tree (duration, self if different; * critical path, ! error, N× folded repeats):")
     body = traces.render(roots)
-    offset = int(state.get("o", 0))
-    kept, cut = fit_lines(body[offset:], BUDGETS["datadog_get_trace"], reserve_tokens=250 + sum(map(len, head)) // 3)
+    kept, next_cursor = paged_lines(body, BUDGETS["datadog_get_trace"], offset,
+                                    reserve_tokens=250 + sum(map(len, head)) // 3, state={"t": p.trace_id})
     if offset:
         head.append(f"(lines {offset + 1}-{offset + len(kept)} of {len(body)})")
-    next_cursor = encode_cursor({"t": p.trace_id, "o": offset + len(kept)}) if cut else None
     text = "\n".join([*head, *untrusted_block("datadog trace", kept)])
-    return ToolOutput(text, truncated=cut or not complete, total=len(body), next_cursor=next_cursor)
+    return ToolOutput(text, truncated=next_cursor is not None or not complete, total=len(body), next_cursor=next_cursor)
 
 
 # --- datadog_search_error_issues ------------------------------------------------------------------

@@ -11,25 +11,23 @@ from pydantic import Field, field_validator
 from servers._core.errors import NotFound
 from servers._core.shaping import (
     ToolOutput,
+    cursor_offset,
     decode_cursor,
     encode_cursor,
     fit_lines,
+    next_skip_cursor,
     one_line,
+    paged_lines,
+    read_skip_cursor,
     render_table,
     untrusted_block,
 )
 from servers._core.spec import Params, ToolContext, ToolSpec, WindowParams
-from servers._core.timeparse import iso as _iso_ms
+from servers._core.timeparse import iso_seconds as iso
 from servers._core.timeparse import resolve_window
 from servers.datadog.client import DatadogClient
 from servers.datadog.models import Dashboard, DashboardSummary, Incident, TimelineEntry, Widget
 from servers.datadog.scope import allowed_services, keep_in_scope, names_only_allowed, require_in_scope, scoped_query
-
-
-def iso(dt: datetime) -> str:
-    """ISO 8601 UTC to the second: what a reader needs, in fewer tokens."""
-    return _iso_ms(dt.replace(microsecond=0))
-
 
 BUDGETS = {"datadog_list_monitors": 3000, "datadog_get_monitor": 2500, "datadog_search_incidents": 2500,
            "datadog_get_incident": 3500, "datadog_search_events": 4000, "datadog_search_dashboards": 3000,
@@ -111,7 +109,7 @@ async def get_monitor(p: GetMonitorParams, ctx: ToolContext) -> ToolOutput:
         f"tags: {', '.join(m.tags) or '-'}",
     ]
     text = "\n".join([*lines, *untrusted_block("datadog monitor name and message",
-                                               [f"name: {m.name}", *m.message.splitlines()])])
+                                               [f"name: {m.name}", *([m.message] if m.message else [])])])
     return ToolOutput(text)
 
 
@@ -185,11 +183,10 @@ async def get_incident(p: GetIncidentParams, ctx: ToolContext) -> ToolOutput:
         lines.append("fields: " + "; ".join(f"{k}={v}" for k, v in inc.fields.items()))
     human = [f"title: {inc.title}", f"impact: {inc.impact_scope or '-'}", "timeline (UTC):",
              *(f"  {iso(e.at)} {e.kind}" + (f": {one_line(e.text, 200)}" if e.text else "") for e in entries)]
-    offset = int((decode_cursor(p.cursor, tool="datadog_get_incident") if p.cursor else {}).get("o", 0))
-    kept, cut = fit_lines(human[offset:], BUDGETS["datadog_get_incident"], reserve_tokens=300)
-    next_cursor = encode_cursor({"o": offset + len(kept)}) if cut else None
+    offset = cursor_offset(p.cursor, tool="datadog_get_incident")
+    kept, next_cursor = paged_lines(human, BUDGETS["datadog_get_incident"], offset, reserve_tokens=300)
     text = "\n".join([*lines, *untrusted_block("datadog incident", kept)])
-    return ToolOutput(text, truncated=cut, total=len(entries), next_cursor=next_cursor)
+    return ToolOutput(text, truncated=next_cursor is not None, total=len(entries), next_cursor=next_cursor)
 
 
 # --- datadog_search_events -------------------------------------------------------------------------
@@ -210,15 +207,14 @@ class SearchEventsParams(WindowParams):
 
 async def search_events(p: SearchEventsParams, ctx: ToolContext) -> ToolOutput:
     start, end = resolve_window(p.from_, p.to, ctx.now)
-    state = decode_cursor(p.cursor, tool="datadog_search_events") if p.cursor else {}
+    at = read_skip_cursor(p.cursor, tool="datadog_search_events")
     q = p.query.strip() or "*"
     extra = [f"service:{p.service}"] * bool(p.service) + [f"source:{p.source}"] * bool(p.source)
     if extra:
         q = " ".join(extra) if q == "*" else f"({q}) {' '.join(extra)}"
     client: DatadogClient = ctx.client
-    page = await client.search_events(scoped_query(ctx, q), start, end, limit=p.limit, cursor=state.get("c"))
-    skip = int(state.get("s", 0))
-    raw = page.events[skip:]
+    page = await client.search_events(scoped_query(ctx, q), start, end, limit=p.limit, cursor=at.upstream)
+    raw = page.events[at.skip:]
     # Post-filter what the filters asked for: an upstream that ignored them must not widen the answer.
     wanted = [(i, e) for i, e in enumerate(raw) if (not p.service or e.service == p.service)
               and (not p.source or e.source.lower() == p.source.lower())]
@@ -230,11 +226,7 @@ async def search_events(p: SearchEventsParams, ctx: ToolContext) -> ToolOutput:
             f"{one_line(e.title, 160)}" + (f" — {one_line(e.message, 160)}" if e.message and e.message != e.title
                                            else "") for _i, e in visible]
     kept, cut = fit_lines(body, BUDGETS["datadog_search_events"], reserve_tokens=300)
-    next_cursor = None
-    if cut:
-        next_cursor = encode_cursor({"c": state.get("c"), "s": skip + visible[len(kept)][0]})
-    elif page.next_cursor:
-        next_cursor = encode_cursor({"c": page.next_cursor, "s": 0})
+    next_cursor = next_skip_cursor(at, [i for i, _e in visible], len(kept), cut, page.next_cursor)
     lines = [f"{header} · {len(kept)} events (time source status service | title — message)",
              *untrusted_block("datadog events", kept)]
     return ToolOutput("\n".join(lines), truncated=bool(next_cursor), next_cursor=next_cursor)
@@ -308,7 +300,7 @@ def _widget_line(w: Widget) -> str:
 
 
 async def get_dashboard(p: GetDashboardParams, ctx: ToolContext) -> ToolOutput:
-    state = decode_cursor(p.cursor, tool="datadog_get_dashboard") if p.cursor else {}
+    offset = cursor_offset(p.cursor, tool="datadog_get_dashboard")
     client: DatadogClient = ctx.client
     d: Dashboard = await client.get_dashboard(p.dashboard_id)
     widgets = d.widgets
@@ -325,11 +317,9 @@ async def get_dashboard(p: GetDashboardParams, ctx: ToolContext) -> ToolOutput:
             + (f" ({withheld} outside scope withheld)" if withheld else "")]
     body = [f"title: {d.title}"] + ([f"description: {one_line(d.description, 300)}"] if d.description else [])
     body += ["widgets (type title: queries):", *(_widget_line(w) for w in widgets)]
-    offset = int(state.get("o", 0))
-    kept, cut = fit_lines(body[offset:], BUDGETS["datadog_get_dashboard"], reserve_tokens=300)
-    next_cursor = encode_cursor({"o": offset + len(kept)}) if cut else None
+    kept, next_cursor = paged_lines(body, BUDGETS["datadog_get_dashboard"], offset, reserve_tokens=300)
     text = "\n".join([*head, *untrusted_block("datadog dashboard", kept)])
-    return ToolOutput(text, truncated=cut, total=len(widgets), next_cursor=next_cursor)
+    return ToolOutput(text, truncated=next_cursor is not None, total=len(widgets), next_cursor=next_cursor)
 
 
 def tool_specs() -> tuple[ToolSpec, ...]:

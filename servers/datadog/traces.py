@@ -54,7 +54,7 @@ def _self_times(root: Node) -> None:
         n = stack.pop()
         lo, hi = n.span.start_ms, n.span.end_ms
         covered, cur_start, cur_end = 0.0, None, None
-        for c in sorted(n.children, key=lambda c: c.span.start_ms):
+        for c in n.children:  # build_tree sorted them by start
             s, e = max(lo, c.span.start_ms), min(hi, c.span.end_ms)
             if e <= s:
                 continue

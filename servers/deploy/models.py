@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 
+from servers._core.timeparse import parse_lenient_dt
 from servers.deploy.settings import ServiceConfig
 
-
-def parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            return None
-    return None
+parse_dt = parse_lenient_dt  # the clients' name for it
 
 
 def short_sha(sha: str | None) -> str:

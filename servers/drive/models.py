@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from servers._core.timeparse import parse_lenient_dt
+
 FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"
 DOC = "application/vnd.google-apps.document"
@@ -38,13 +40,6 @@ def file_id(ref: str) -> str | None:
         return ref
     m = _URL_ID.search(ref) if ref.startswith("https://") else None
     return (m.group(1) or m.group(2)) if m else None
-
-
-def _time(v: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(v).replace("Z", "+00:00")) if v else None
-    except ValueError:
-        return None
 
 
 def _person(p: Any) -> str:
@@ -88,8 +83,8 @@ def parse_file(f: Mapping[str, Any]) -> DriveFile:
         parents=tuple(str(p) for p in f.get("parents") or ()),
         drive_id=str(f.get("driveId") or ""),
         size=int(size) if isinstance(size, str | int) and str(size).isdigit() else None,
-        modified=_time(f.get("modifiedTime")),
-        created=_time(f.get("createdTime")),
+        modified=parse_lenient_dt(f.get("modifiedTime")),
+        created=parse_lenient_dt(f.get("createdTime")),
         modified_by=_person(f.get("lastModifyingUser")),
         owners=tuple(_person(o) for o in f.get("owners") or () if _person(o)),
         link=str(f.get("webViewLink") or ""),

@@ -10,6 +10,7 @@ datasource's proxy route to a real Prometheus instead (the slow test backfills i
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -318,7 +319,9 @@ def _variables(service: str) -> dict[str, Any]:
     ]}
 
 
+@functools.cache
 def dashboards() -> list[dict[str, Any]]:
+    """The sandbox's dashboards: constant, built once and shared; read them, never mutate."""
     sel = 'service="$service"'
     checkout_panels = [
         *_row(1, "Traffic", [

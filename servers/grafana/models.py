@@ -5,32 +5,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from servers._core.errors import UpstreamError
-
-
-def parse_dt(value: Any) -> datetime | None:
-    """ISO 8601 or epoch (s / ms / ns); Go's zero time and empty values are None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if value <= 0:
-            return None
-        v = float(value)
-        v = v / 1e9 if v > 1e16 else v / 1000 if v > 1e11 else v
-        return datetime.fromtimestamp(v, UTC)
-    if isinstance(value, str) and value and not value.startswith("0001-01-01"):
-        if value.isdigit():
-            return parse_dt(int(value))
-        s = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00"))
-        try:
-            dt = datetime.fromisoformat(s)
-        except ValueError:
-            return None
-        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
-    return None
+from servers._core.timeparse import parse_lenient_dt as parse_dt
 
 
 def prom_float(v: Any) -> float:

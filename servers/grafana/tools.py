@@ -11,17 +11,20 @@ from typing import Literal
 from pydantic import Field
 
 from guards.durations import format_duration, parse_duration
+from guards.enforce import CHARS_PER_TOKEN
 from servers._core.errors import InvalidArguments, PolicyDenied
 from servers._core.shaping import (
     ToolOutput,
+    cursor_offset,
     decode_cursor,
-    downsample,
     encode_cursor,
     fit_lines,
     fmt_num,
     message_patterns,
     one_line,
+    paged_lines,
     render_table,
+    series_table,
     summarize_series,
     untrusted_block,
 )
@@ -85,22 +88,6 @@ async def resolve_datasource(ctx: ToolContext, uid: str | None, types: tuple[str
                            hint=f"one of: {', '.join(d.uid for d in candidates)}")
 
 
-def _paged(lines: list[str], budget: int, offset: int, reserve: int) -> tuple[list[str], str | None]:
-    kept, cut = fit_lines(lines[offset:], budget, reserve_tokens=reserve)
-    return kept, encode_cursor({"o": offset + len(kept)}) if cut else None
-
-
-def _offset(cursor: str | None, tool: str) -> int:
-    if not cursor:
-        return 0
-    state = decode_cursor(cursor, tool=tool)
-    o = state.get("o")
-    if not isinstance(o, int) or o < 0:
-        raise InvalidArguments(f"cursor: not a cursor this tool issued ({tool})",
-                               hint="pass the next_cursor value unchanged, or omit it")
-    return o
-
-
 def fmt_labels(labels: dict[str, str], skip: set[str] | frozenset[str] = frozenset()) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in skip and k != "__name__")
 
@@ -125,7 +112,7 @@ class SearchDashboardsParams(Params):
 
 
 async def search_dashboards(p: SearchDashboardsParams, ctx: ToolContext) -> ToolOutput:
-    page = _offset(p.cursor, "grafana_search_dashboards") or 1
+    page = cursor_offset(p.cursor, tool="grafana_search_dashboards") or 1
     client: GrafanaClient = ctx.client
     want = page * p.limit
     hits = await client.search_dashboards(p.query, p.tags, min(want + 1, 5000))
@@ -147,7 +134,7 @@ class DashboardSummaryParams(Params):
 
 
 async def get_dashboard_summary(p: DashboardSummaryParams, ctx: ToolContext) -> ToolOutput:
-    offset = _offset(p.cursor, "grafana_get_dashboard_summary")
+    offset = cursor_offset(p.cursor, tool="grafana_get_dashboard_summary")
     client: GrafanaClient = ctx.client
     d = await client.dashboard(p.uid)
     header = [f"dashboard {d.uid} · folder {d.folder} · v{d.version}"
@@ -176,7 +163,7 @@ async def get_dashboard_summary(p: DashboardSummaryParams, ctx: ToolContext) -> 
                 body.append(f"  {t.ref}{ds}: {one_line(t.expr, 400)}")
     if allowed_uids(ctx) is not None:
         ctx.record.scoped(withheld)
-    kept, next_cursor = _paged(body, _BUDGETS["grafana_get_dashboard_summary"], offset, 300)
+    kept, next_cursor = paged_lines(body, _BUDGETS["grafana_get_dashboard_summary"], offset, reserve_tokens=300)
     text = "\n".join([*header, *untrusted_block("grafana dashboard", kept)])
     return ToolOutput(text, truncated=bool(next_cursor), next_cursor=next_cursor, total=len(d.panels))
 
@@ -253,36 +240,20 @@ async def query_prometheus(p: QueryPrometheusParams, ctx: ToolContext) -> ToolOu
     series = await client.prom_query_range(ds.uid, p.query, start - span, end, step)
     header = (f"prometheus {ds.uid} · {p.query} · {iso(start)} → {iso(end)} · step {format_duration(step)}"
               f" · change vs previous {format_duration(span.total_seconds())}")
-    t0 = start.timestamp()
-    summarized = []
-    for s in series:
-        summ = summarize_series([v for t, v in s.points if t >= t0], [v for t, v in s.points if t < t0])
-        if summ is not None:
-            summarized.append((s, summ))
-    if not summarized:
-        return ToolOutput(f"{header}\nno data points for this query in this window", empty=True)
-    summarized.sort(key=lambda x: x[1].avg, reverse=True)
-    shown = summarized[: p.max_series]
-    common, names = _series_names([s for s, _ in shown])
-    rows, details = [], []
-    for i, ((s, summ), name) in enumerate(zip(shown, names, strict=True), 1):
-        change = "-" if summ.change_pct is None else f"{summ.change_pct:+.0f}%"
-        rows.append([f"s{i} {name}", fmt_num(summ.min), fmt_num(summ.max), fmt_num(summ.avg), fmt_num(summ.last),
-                     change])
-        if p.points:
-            pts = downsample([(t, v) for t, v in s.points if t >= t0], p.points)
-            details.append(f"s{i}: " + ", ".join(
-                f"{short_time(start + timedelta(seconds=t - t0))[:5]} {fmt_num(v)}" for t, v in pts))
-    lines = [header, *([f"common labels: {fmt_labels(common)}"] if common else []),
-             *render_table(["series", "min", "max", "avg", "last", "change"], rows)]
-    if details:
-        lines += ["points (UTC hh:mm value):", *details]
-    return _more(lines, len(summarized), len(shown))
+    def describe(shown: list[PromSeries]) -> tuple[list[str], list[str]]:
+        common, names = _series_names(shown)
+        return ([f"common labels: {fmt_labels(common)}"] if common else []), names
+
+    return series_table(header, series, points_of=lambda s: s.points, describe=describe, start=start,
+                        points=p.points, max_series=p.max_series, more_hint=_MORE_HINT)
+
+
+_MORE_HINT = "raise max_series or aggregate (sum by ...)"
 
 
 def _more(lines: list[str], total: int, shown: int) -> ToolOutput:
     if total > shown:
-        lines.append(f"{total - shown} more series not shown: raise max_series or aggregate (sum by ...)")
+        lines.append(f"{total - shown} more series not shown: {_MORE_HINT}")
     return ToolOutput("\n".join(lines), truncated=total > shown, total=total)
 
 
@@ -303,7 +274,7 @@ class PrometheusMetadataParams(Params):
 async def prometheus_metadata(p: PrometheusMetadataParams, ctx: ToolContext) -> ToolOutput:
     if p.kind == "label_values" and not p.label:
         raise InvalidArguments("label: required when kind is label_values", hint="e.g. label='service'")
-    offset = _offset(p.cursor, "grafana_prometheus_metadata")
+    offset = cursor_offset(p.cursor, tool="grafana_prometheus_metadata")
     ds = await resolve_datasource(ctx, p.datasource_uid, PROM_TYPES)
     client: GrafanaClient = ctx.client
     end = ctx.now
@@ -322,7 +293,7 @@ async def prometheus_metadata(p: PrometheusMetadataParams, ctx: ToolContext) -> 
     if not values:
         return ToolOutput(f"{header}\nnone", empty=True)
     page = values[offset: offset + p.limit]
-    budget_chars = int((_BUDGETS["grafana_prometheus_metadata"] - 200) * 3.5)
+    budget_chars = int((_BUDGETS["grafana_prometheus_metadata"] - 200) * CHARS_PER_TOKEN)
     kept: list[str] = []
     used = 0
     for v in page:
@@ -416,11 +387,11 @@ def _shown_text(e: LogEntry) -> str:
     return line
 
 
-def _entry_line(e: LogEntry, vary: list[str]) -> str:
-    """``hh:mm:ss <varying label values> | line``."""
+def _entry_line(e: LogEntry, vary: list[str], text: str) -> str:
+    """``hh:mm:ss <varying label values> | line`` (``text``: the entry's ``_shown_text``)."""
     when = short_time(datetime.fromtimestamp(e.ts_ns / 1e9, UTC))
     lab = " ".join(e.labels.get(k, "-") for k in vary)
-    return f"{when} {lab} | {one_line(_shown_text(e), 300)}".replace("  |", " |")
+    return f"{when} {lab} | {one_line(text, 300)}".replace("  |", " |")
 
 
 async def query_loki(p: QueryLokiParams, ctx: ToolContext) -> ToolOutput:
@@ -452,9 +423,10 @@ async def query_loki(p: QueryLokiParams, ctx: ToolContext) -> ToolOutput:
         return ToolOutput(f"{header}\nno log lines match in this window", empty=True)
     common = _common([e.labels for e in entries]) if len(entries) > 1 else dict(entries[0].labels)
     vary = sorted({k for e in entries for k in e.labels} - set(common))
-    patterns = message_patterns((_pattern_text(_shown_text(e)) for e in entries), top=5)
+    texts = [_shown_text(e) for e in entries]
+    patterns = message_patterns((_pattern_text(t) for t in texts), top=5)
     pattern_lines = ["top patterns on this page (count, pattern):", *(f"  {n}× {pat}" for pat, n in patterns)]
-    body = [_entry_line(e, vary) for e in entries]
+    body = [_entry_line(e, vary, t) for e, t in zip(entries, texts, strict=True)]
     kept, cut = fit_lines(body, _BUDGETS["grafana_query_loki"],
                           reserve_tokens=300 + sum(len(x) for x in pattern_lines) // 3)
     shown = entries[: len(kept)]
@@ -522,7 +494,7 @@ def _rule_lines(rule: AlertRule, now: datetime) -> list[str]:
 
 
 async def list_alerts(p: ListAlertsParams, ctx: ToolContext) -> ToolOutput:
-    offset = _offset(p.cursor, "grafana_list_alerts")
+    offset = cursor_offset(p.cursor, tool="grafana_list_alerts")
     client: GrafanaClient = ctx.client
     rules = await client.alert_rules(None if p.state == "all" else [p.state])
     if allowed_uids(ctx) is None:
@@ -544,7 +516,7 @@ async def list_alerts(p: ListAlertsParams, ctx: ToolContext) -> ToolOutput:
         return ToolOutput(f"{header}\nno alert rules match", empty=True)
     page = visible[offset: offset + p.limit]
     blocks = [_rule_lines(r, ctx.now) for r in page]
-    limit_chars = int((_BUDGETS["grafana_list_alerts"] - 300) * 3.5)
+    limit_chars = int((_BUDGETS["grafana_list_alerts"] - 300) * CHARS_PER_TOKEN)
     lines: list[str] = []
     used = taken = 0
     for block in blocks:

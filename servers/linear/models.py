@@ -6,14 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from servers._core.timeparse import parse_lenient_dt
 
-def dt(value: Any) -> datetime | None:
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            return None
-    return None
+dt = parse_lenient_dt  # the name write.py imports
 
 
 def _s(value: Any) -> str:

@@ -7,19 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
+from servers._core.timeparse import parse_lenient_dt
+
 Kind = Literal["gate", "experiment", "dynamic_config", "segment"]
 KINDS: tuple[Kind, ...] = ("gate", "experiment", "dynamic_config", "segment")
 # Console API collection per kind: /console/v1/<collection>[/{id}]
 COLLECTION: dict[str, str] = {
     "gate": "gates", "experiment": "experiments", "dynamic_config": "dynamic_configs", "segment": "segments",
 }
-
-
-def ms_time(value: Any) -> datetime | None:
-    """Statsig times are epoch milliseconds (numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
 
 
 def _s(value: Any) -> str:
@@ -127,9 +122,9 @@ def parse_entity(kind: str, d: dict[str, Any]) -> Entity:
         tags=[str(t) for t in d.get("tags") or []],
         owner=_person(owner.get("ownerName"), owner.get("ownerEmail")) if isinstance(owner, dict) else "",
         creator=_person(d.get("creatorName"), d.get("creatorEmail")),
-        created=ms_time(d.get("createdTime")),
+        created=parse_lenient_dt(d.get("createdTime")),
         modified_by=_person(d.get("lastModifierName"), d.get("lastModifierEmail")),
-        modified_at=ms_time(d.get("lastModifiedTime")),
+        modified_at=parse_lenient_dt(d.get("lastModifiedTime")),
         type=_s(d.get("type")),
         rules=[parse_rule(r) for r in d.get("rules") or [] if isinstance(r, dict)],
         allocation=float(alloc) if isinstance(alloc, int | float) else None,

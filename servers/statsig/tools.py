@@ -3,7 +3,6 @@ what (the audit log). Compact text, tag-scoped, budgeted."""
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field
@@ -27,15 +26,6 @@ from servers.statsig.models import Change, Entity
 UPSTREAM = "statsig"
 MAX_SCAN_PAGES = 5  # upstream pages one list call reads while filtering by search / scope
 KindArg = Literal["gate", "experiment", "dynamic_config", "segment"]
-
-
-_MARKER = re.compile(r"<(/?)untrusted", re.I)
-
-
-def block(source: str, texts: list[str]) -> list[str]:
-    """``untrusted_block`` over third-party texts, split into lines that cannot imitate its markers."""
-    return untrusted_block(source, [_MARKER.sub(r"‹\1untrusted", line) for t in texts
-                                    for line in (t.splitlines() or [""])])
 
 
 # --- scope ----------------------------------------------------------------------------------------
@@ -134,7 +124,7 @@ async def list_entities(p: ListParams, ctx: ToolContext) -> ToolOutput:
     rows = [[e.id, e.status or ("enabled" if e.enabled else "disabled"), _detail(e), ", ".join(e.tags), _modified(e)]
             for e in shown]
     table = render_table(["id", "status", "rules/groups", "tags", "modified"], rows)
-    text = "\n".join([f"{what} · {len(shown)} shown", *block(f"statsig {p.kind}s", table)])
+    text = "\n".join([f"{what} · {len(shown)} shown", *untrusted_block(f"statsig {p.kind}s", table)])
     cursor = encode_cursor(next_state) if next_state else None
     return ToolOutput(text, truncated=bool(cursor), total=total, next_cursor=cursor)
 
@@ -213,7 +203,7 @@ async def get_entity(p: GetParams, ctx: ToolContext) -> ToolOutput:
     if e.description:
         body.append(f"description: {e.description}")
     if body:
-        lines += block(f"statsig {e.kind} {e.id}", body)
+        lines += untrusted_block(f"statsig {e.kind} {e.id}", body)
     kept, cut = fit_lines(lines, _BUDGETS["statsig_get"])
     return ToolOutput("\n".join(kept), truncated=cut)
 
@@ -256,7 +246,7 @@ async def get_changes(p: ChangesParams, ctx: ToolContext) -> ToolOutput:
     kept, cut = fit_lines(table, _BUDGETS["statsig_get_changes"], reserve_tokens=250)
     truncated = cut or capped or len(shown) < len(visible)
     lines = [f"{header} · {len(kept) - 1} of {len(visible)} changes, newest first",
-             *block("statsig audit log", kept)]
+             *untrusted_block("statsig audit log", kept)]
     if truncated:
         lines.append("older changes not shown: narrow the window, or name an entity")
     return ToolOutput("\n".join(lines), truncated=truncated, total=None if capped else len(visible))

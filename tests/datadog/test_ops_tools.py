@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from servers._core.fakekit import CANARIES
+from servers._core.shaping import encode_cursor
 from servers._core.spec import ClientEnv
 from servers.datadog.client import DatadogClient, make_client
 from tests.conftest import SANDBOX_BASE, Harness, text_of
@@ -257,3 +258,21 @@ async def test_monitor_and_event_lists_page_explicitly(harness: Harness) -> None
     assert len(names) == len(set(names)) == 6
     a, b = body_lines(text_of(events)), body_lines(text_of(more))
     assert len(a) == len(b) == 3 and not set(a) & set(b) and a[-1] > b[0]  # newest first, no overlap
+
+
+_OFFSET_TOOLS = [("datadog_get_incident", {"incident_id": "INC-142"}),
+                 ("datadog_get_dashboard", {"dashboard_id": "chk-svc-001"}),
+                 ("datadog_get_trace", {"trace_id": "123"})]
+_SKIP_TOOLS = [("datadog_search_events", {}), ("datadog_search_spans", {}), ("datadog_search_logs", {})]
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "state"),
+    [*((t, a, st) for t, a in _OFFSET_TOOLS for st in ({"o": -3, "t": "123"}, {"o": "9", "t": "123"}, {"t": "123"})),
+     *((t, a, st) for t, a in _SKIP_TOOLS for st in ({"c": 7, "s": 0}, {"c": None, "s": -1}, {"s": "2"}))],
+)
+async def test_a_tampered_cursor_is_an_invalid_argument_naming_the_cursor(
+    harness: Harness, tool: str, args: dict[str, Any], state: dict[str, Any]
+) -> None:
+    r = await call(harness, tool, {**args, "cursor": encode_cursor(state)})
+    assert r.is_error and "cursor: not a cursor this tool issued" in text_of(r)

@@ -17,7 +17,7 @@ def span(sid: str, parent: str, start_ms: float, dur_ms: float, resource: str = 
     return Span(trace_id="1", span_id=sid, parent_id=parent, service=service, resource=resource or f"op{sid}",
                 start=T0 + timedelta(milliseconds=start_ms), duration_ms=dur_ms,
                 status="error" if error else "ok", error_type=error, error_message="boom" if error else "",
-                error_stack="", version="1", issue_id="")
+                error_stack="", version="1")
 
 
 def tree(*spans: Span) -> list[traces.Node]:
