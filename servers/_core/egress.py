@@ -13,6 +13,7 @@ from __future__ import annotations
 import json as jsonlib
 import random
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -76,10 +77,11 @@ def default_error_message(body: bytes) -> str:
             v = data.get(key)
             if isinstance(v, list) and v:
                 return "; ".join(
-                    str(x.get("detail") or x.get("message") or x) if isinstance(x, dict) else str(x) for x in v[:3]
+                    str(x.get("detail") or x.get("message") or x.get("title") or x) if isinstance(x, dict) else str(x)
+                    for x in v[:3]
                 )
-            if isinstance(v, dict):
-                return str(v.get("message") or v)
+            if isinstance(v, dict):  # Google: {"error": {"code": 403, "message": ..., "status": ...}}
+                return str(v.get("message") or v.get("status") or v)
             if v:
                 return str(v)
     return str(data)[:200]
@@ -94,6 +96,12 @@ def _header_int(headers: httpx2.Headers, *names: str) -> int | None:
             except ValueError:
                 continue
     return None
+
+
+def epoch_ms_reset_seconds(headers: httpx2.Headers, name: str = "x-ratelimit-requests-reset") -> float | None:
+    """Seconds from now until a reset given as milliseconds since the epoch (Linear's X-RateLimit-Requests-Reset)."""
+    reset_ms = _header_int(headers, name)
+    return max(0.0, reset_ms / 1000 - time.time()) if reset_ms else None
 
 
 def retry_after_seconds(headers: httpx2.Headers) -> float | None:
@@ -284,7 +292,9 @@ class EgressClient:
             remaining = _header_int(headers, "x-ratelimit-remaining", "ratelimit-remaining",
                                     "x-ratelimit-requests-remaining")
             if limit is not None or remaining is not None:
-                reset = _header_int(headers, "x-ratelimit-reset", "ratelimit-reset")
+                reset: float | None = _header_int(headers, "x-ratelimit-reset", "ratelimit-reset")
+                if reset is None:
+                    reset = epoch_ms_reset_seconds(headers)
                 rec.rate_limit = RateLimitSnapshot(self.upstream, limit, remaining, reset)
 
     async def aclose(self) -> None:

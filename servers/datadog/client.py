@@ -68,37 +68,24 @@ ROUTES: tuple[Route, ...] = (
 OPEN_STATES = ("active", "stable")
 TRIGGERED = ("Alert", "Warn")
 TRACE_PAGE = 1000  # spans per request when reading a whole trace (the API's maximum)
+TRACE_MAX_SPANS = 5 * TRACE_PAGE  # spans of one trace read at most
 SEARCH_PAGES = 5  # pages the contract helpers and id lookups read at most
 
 
-def _dd_error(body: bytes) -> str:
-    import json
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace")
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, list) and errors:
-        return "; ".join(e if isinstance(e, str) else str(e.get("detail") or e.get("title") or e) for e in errors[:3])
-    return str(data)[:200]
-
-
 class DatadogClient:
-    def __init__(self, settings: DatadogSettings, env: ClientEnv, routes: tuple[Route, ...] = ROUTES) -> None:
+    def __init__(self, settings: DatadogSettings, env: ClientEnv) -> None:
         env.register_secret(settings.api_key.get_secret_value())
         env.register_secret(settings.app_key.get_secret_value())
         self.http = EgressClient(
             upstream="datadog",
             base_url=settings.base_url,
-            routes=routes,
+            routes=ROUTES,
             headers={
                 "DD-API-KEY": settings.api_key.get_secret_value(),
                 "DD-APPLICATION-KEY": settings.app_key.get_secret_value(),
                 "Accept": "application/json",
             },
             transport=env.transport,
-            error_message=_dd_error,
             access_hint="check DD_API_KEY / DD_APP_KEY and that the application key has the scope this "
             "call needs (logs_read_data, metrics_read, apm_read, error_tracking_read, monitors_read, "
             "incident_read, events_read, dashboards_read)",
@@ -163,9 +150,8 @@ class DatadogClient:
         resp = await self.http.request("POST", SPANS_SEARCH.template, json=body)
         return parse_spans_page(resp.json())
 
-    async def trace_spans(self, trace_id: str, start: datetime, end: datetime, *,
-                          max_spans: int = 5 * TRACE_PAGE) -> tuple[list[Span], bool]:
-        """Every span of one trace (up to ``max_spans``); False when the trace has more."""
+    async def trace_spans(self, trace_id: str, start: datetime, end: datetime) -> tuple[list[Span], bool]:
+        """Every span of one trace (up to ``TRACE_MAX_SPANS``); False when the trace has more."""
         spans: list[Span] = []
         cursor: str | None = None
         while True:
@@ -174,7 +160,7 @@ class DatadogClient:
             cursor = page.next_cursor
             if not cursor:
                 return spans, True
-            if len(spans) >= max_spans:
+            if len(spans) >= TRACE_MAX_SPANS:
                 return spans, False
 
     async def aggregate_spans(self, query: str, start: datetime, end: datetime, *, facet: str,

@@ -15,6 +15,7 @@ from typing import Any
 
 from servers._core.egress import EgressClient, Route
 from servers._core.errors import InvalidArguments, NotFound
+from servers._core.shaping import one_line
 from servers._core.spec import ClientEnv
 from servers._core.timeparse import iso
 from servers.deploy.models import (
@@ -53,18 +54,6 @@ _STEP = re.compile(r"step (\d+)/(\d+)")
 _SLACK_S = 5  # an operation that started this close before our apply is ours
 
 
-def _argo_error(body: bytes) -> str:
-    import json
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("error") or data)[:300]
-    return str(data)[:200]
-
-
 class ArgoCDClient:
     name = "argocd"
     actions = frozenset({"deploy", "rollback", "pause", "resume", "promote"})
@@ -77,7 +66,6 @@ class ArgoCDClient:
             routes=routes,
             headers={"Authorization": f"Bearer {settings.token.get_secret_value()}", "Accept": "application/json"},
             transport=env.transport,
-            error_message=_argo_error,
             access_hint="check ARGOCD_AUTH_TOKEN and that its account may get/sync/action the application "
             "(Argo CD RBAC: applications, get|sync|action/*)",
         )
@@ -177,7 +165,7 @@ class ArgoCDClient:
                 entries.append(HistoryEntry(
                     id="op", version=svc.version_of_tag(rev) or await self._version_of(svc, env, {"revision": rev}),
                     commit=rev, by=str(((op.get("operation") or {}).get("initiatedBy") or {}).get("username") or "-"),
-                    at=started, status=str(op["phase"]).lower(), note=_one(op.get("message")),
+                    at=started, status=str(op["phase"]).lower(), note=one_line(str(op.get("message") or ""), 200),
                 ))
         return list(reversed(mark_rollbacks(entries)))[:limit]
 
@@ -187,7 +175,7 @@ class ArgoCDClient:
         if meta is None:
             return None
         return Revision(version=version, sha="", date=parse_dt(meta.get("date")), author=str(meta.get("author") or ""),
-                        title=_one(meta.get("message")))
+                        title=one_line(str(meta.get("message") or ""), 200))
 
     async def start(self, svc: ServiceConfig, env: str, target: Target) -> OperationRef:
         name = svc.app_for(env)
@@ -231,7 +219,7 @@ class ArgoCDClient:
         node = await self.rollout_node(svc, env)
         health = str((st.get("health") or {}).get("status") or "")
         r_health = (node or {}).get("health") or {}
-        r_status, r_msg = str(r_health.get("status") or ""), _one(r_health.get("message"))
+        r_status, r_msg = str(r_health.get("status") or ""), one_line(str(r_health.get("message") or ""), 200)
         step = steps = None
         if m := _STEP.search(r_msg):
             step, steps = int(m.group(1)), int(m.group(2))
@@ -259,7 +247,7 @@ class ArgoCDClient:
         if op and started and started >= since:
             phase = str(op.get("phase") or "Unknown")
             out.started_at, out.finished_at = started, parse_dt(op.get("finishedAt"))
-            out.message = _one(op.get("message"))
+            out.message = one_line(str(op.get("message") or ""), 200)
             if phase in ("Failed", "Error"):
                 out.phase, out.done = "Failed", True
             elif phase == "Succeeded" and health in ("Progressing", "Suspended"):
@@ -307,11 +295,6 @@ def _op_line(st: dict[str, Any]) -> str | None:
     started = parse_dt(op.get("startedAt"))
     return f"{str(op['phase']).lower()} sync to {short_sha(rev) if len(rev) == 40 else rev or '-'}" + (
         f" since {iso(started)}" if started else "")
-
-
-def _one(text: Any, n: int = 200) -> str:
-    s = " ".join(str(text or "").split())
-    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def make_client(settings: ArgoSettings, env: ClientEnv, *, write: bool) -> ArgoCDClient:

@@ -30,7 +30,6 @@ from servers.deploy.models import (
     make_op_id,
     mark_rollbacks,
     parse_dt,
-    short_sha,
 )
 from servers.deploy.settings import GitHubSettings, ServiceConfig
 
@@ -264,10 +263,6 @@ class GitHubClient:
         if state in IN_FLIGHT:
             return f"{svc.repo} deployment {deps[0]['id']} to {env} ({self._version(svc, deps[0])}) {state}"
         return None
-
-
-def commit_line(c: CommitInfo) -> str:
-    return f"{short_sha(c.sha)} {c.author} {c.title}"
 
 
 def make_client(settings: GitHubSettings, env: ClientEnv, *, write: bool) -> GitHubClient:

@@ -17,7 +17,6 @@ from guards.durations import parse_duration
 from servers._core.errors import InvalidArguments, MissingAccess
 
 BackendName = Literal["argocd", "github"]
-ACTIONS = ("deploy", "rollback", "pause", "resume", "promote")
 FORWARD_ACTIONS = frozenset({"deploy", "promote", "resume"})  # blocked while an incident is open
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")

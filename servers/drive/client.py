@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from servers._core.egress import EgressClient, Response, Route
+from servers._core.cache import TTLCache
+from servers._core.egress import EgressClient, Response, Route, default_error_message, retry_after_seconds
 from servers._core.errors import InvalidArguments, MissingAccess, NotFound, RateLimited, ToolFailure, UpstreamError
 from servers._core.spec import ClientEnv
 from servers.drive.auth import TokenSource, token_route
@@ -28,43 +28,6 @@ LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
 CACHE_TTL_S = 300.0
 MAX_BYTES = 8 * 1024 * 1024
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TTLCache(Generic[K, V]):
-    """A small LRU with expiry (folder ancestry, drive names, converted texts)."""
-
-    def __init__(self, ttl_s: float, max_items: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s, self.max_items, self.clock = ttl_s, max_items, clock
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        hit = self._items.get(key)
-        if hit is None or hit[0] < self.clock():
-            self._items.pop(key, None)
-            return None
-        self._items.move_to_end(key)
-        return hit[1]
-
-    def put(self, key: K, value: V) -> V:
-        self._items[key] = (self.clock() + self.ttl_s, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-        return value
-
-
-def _google_error(body: bytes) -> str:
-    try:
-        err = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(err, dict):
-        return str(err.get("message") or err.get("status") or err)
-    return str(err or "")[:200]
-
-
 def _reason(body: bytes) -> str:
     try:
         errors = json.loads(body)["error"].get("errors") or []
@@ -82,10 +45,10 @@ class DriveClient:
         hint = (f"share the file or folder with {settings.principal}, and check the drive.readonly scope "
                 f"({settings.source})")
         self.http = EgressClient(upstream="drive", base_url=settings.base_url, routes=ROUTES, transport=env.transport,
-                                 error_message=_google_error, access_hint=hint, max_response_bytes=MAX_BYTES)
+                                 access_hint=hint, max_response_bytes=MAX_BYTES)
         token_base, route = token_route(settings)
         self.token_http = EgressClient(upstream="drive", base_url=token_base, routes=(route,),
-                                       transport=env.transport, error_message=_google_error)
+                                       transport=env.transport)
         self.auth = TokenSource(settings, self.token_http, route, env.register_secret)
         self.access_hint = hint
         self.meta: TTLCache[str, DriveFile] = TTLCache(CACHE_TTL_S, 2000, clock)
@@ -110,11 +73,10 @@ class DriveClient:
         raise AssertionError("unreachable")
 
     def _refused(self, resp: Response) -> ToolFailure:
-        reason, msg = _reason(resp.content), _google_error(resp.content)
+        reason, msg = _reason(resp.content), default_error_message(resp.content)
         if reason in ("rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"):
-            ra = resp.headers.get("retry-after")
-            return RateLimited(f"drive rate limit reached: {msg}", retry_after_s=float(ra) if ra and ra.isdigit()
-                               else None, upstream_status=resp.status)
+            return RateLimited(f"drive rate limit reached: {msg}", retry_after_s=retry_after_seconds(resp.headers),
+                               upstream_status=resp.status)
         if reason == "exportSizeLimitExceeded":
             return UpstreamError("drive: the file is too large to export (Drive's export limit is 10 MB)",
                                  upstream_status=403, hint="open it with the link from drive_get_file")

@@ -8,6 +8,7 @@ import anyio.to_thread
 from pydantic import Field
 
 from servers._core.errors import InvalidArguments, NotFound, PolicyDenied, ToolFailure
+from servers._core.paging import collect
 from servers._core.shaping import ToolOutput, decode_cursor, encode_cursor, fit_lines, one_line, untrusted_block
 from servers._core.spec import Params, ToolContext, Toolset, ToolSpec, WindowParams
 from servers._core.timeparse import iso, resolve_window
@@ -32,11 +33,6 @@ UPSTREAM = "drive"
 RULE = "scopes.drive"
 PAGE_CHARS = 14000
 ENV_VARS = ("GOOGLE_APPLICATION_CREDENTIALS", "SPYGLASS_DRIVE_CREDENTIALS_JSON", "SPYGLASS_DRIVE_URL")
-
-
-def labelled(source: str, lines: list[str]) -> list[str]:
-    """untrusted_block (which neutralises block markers) with a source that cannot break out of its quotes."""
-    return untrusted_block(one_line(source.replace('"', "'").replace("<", "‹").replace(">", "›"), 160), lines)
 
 
 # --- scope ------------------------------------------------------------------------------------------
@@ -124,11 +120,8 @@ async def search_files(p: SearchFilesParams, ctx: ToolContext) -> ToolOutput:
     if _roots(ctx) is not None:
         ctx.record.scoped()
     state = decode_cursor(p.cursor, tool="drive_search_files") if p.cursor else {}
-    token, skip = state.get("t"), int(state.get("s", 0))
-    found: list[tuple[DriveFile, dict[str, object]]] = []
-    seen: set[str] = set()
-    after: dict[str, object] | None = None
-    for _ in range(SEARCH_PAGES_PER_CALL):
+
+    async def fetch(token: str | None) -> tuple[list[DriveFile], str | None]:
         files, nxt = await client.list_files(q, page_size=p.limit, page_token=token)
         visible, withheld = [], 0
         for f in files:
@@ -147,33 +140,23 @@ async def search_files(p: SearchFilesParams, ctx: ToolContext) -> ToolOutput:
             visible.append(f)
         if withheld:
             ctx.record.scoped(withheld)
-        after = None
-        for i, f in enumerate(visible[skip:], start=skip):
-            if len(found) == p.limit:
-                after = {"t": token, "s": i}
-                break
-            if f.id not in seen:
-                seen.add(f.id)
-                found.append((f, {"t": token, "s": i}))
-        if after or not nxt:
-            break
-        token, skip = nxt, 0
-        after = {"t": token, "s": 0}
-        if len(found) == p.limit:
-            break
+        return visible, nxt
+
+    got = await collect(fetch, state.get("t"), skip=int(state.get("s", 0)), limit=p.limit,
+                        pages=SEARCH_PAGES_PER_CALL, pos_key="t", key=lambda f: f.id)
+    after = got.after
     header = "drive search" + (f" · {said}" if said else "") + (f" · under {under}" if under else "") + \
         " · newest modified first"
-    if not found:
+    if not got.found:
         text = f"{header}\nno files in scope match" + ("; later pages may: pass next_cursor" if after else "")
         return ToolOutput(text, empty=not after, truncated=bool(after),
                           next_cursor=encode_cursor(after) if after else None)
     rows = [f"{f.name} | {f.kind} | {iso(f.modified) if f.modified else '-'} | {f.modified_by or '-'} | {f.id}"
-            for f, _ in found]
-    kept, cut = fit_lines(rows, BUDGETS["drive_search_files"], reserve_tokens=250)
-    if cut:
-        after = found[len(kept)][1]
+            for f in got.items]
+    kept, _ = fit_lines(rows, BUDGETS["drive_search_files"], reserve_tokens=250)
+    after = got.resume_at(len(kept))
     nxt_cursor = encode_cursor(after) if after else None
-    body = labelled("drive search results", ["name | type | modified | by | id", *kept])
+    body = untrusted_block("drive search results", ["name | type | modified | by | id", *kept])
     count = f"{len(kept)} file" + ("s" if len(kept) != 1 else "")
     return ToolOutput("\n".join([f"{header} · {count}", *body]), truncated=bool(nxt_cursor),
                       next_cursor=nxt_cursor)
@@ -207,7 +190,7 @@ async def get_file(p: GetFileParams, ctx: ToolContext) -> ToolOutput:
     if f.link:
         lines.append(f"link: {f.link}")
     if f.description:
-        lines += labelled(f"drive description of {f.name}", [one_line(f.description, 500)])
+        lines += untrusted_block(one_line(f"drive description of {f.name}", 160), [one_line(f.description, 500)])
     return ToolOutput("\n".join(lines))
 
 
@@ -275,7 +258,7 @@ async def read_file(p: ReadFileParams, ctx: ToolContext) -> ToolOutput:
     owner = f"owner {', '.join(f.owners)}" if f.owners else (f"shared drive {f.drive_id}" if f.drive_id else "")
     source = f"drive file {f.name}" + (f", {owner}" if owner else "") + \
         (f", last edit {f.modified_by}" if f.modified_by else "")
-    lines = [header, *labelled(source, chunk.splitlines() or ["(empty)"])]
+    lines = [header, *untrusted_block(one_line(source, 160), chunk.splitlines() or ["(empty)"])]
     if end < total:
         lines.append(f"[{total - end} more characters: call again with offset={end}]")
     return ToolOutput("\n".join(lines), truncated=end < total, total=total)

@@ -67,7 +67,7 @@ def _ns(dt: datetime) -> int:
 
 
 class GrafanaClient:
-    def __init__(self, settings: GrafanaSettings, env: ClientEnv, routes: tuple[Route, ...] = ROUTES) -> None:
+    def __init__(self, settings: GrafanaSettings, env: ClientEnv) -> None:
         token = settings.token.get_secret_value()
         env.register_secret(token)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -76,7 +76,7 @@ class GrafanaClient:
         self.http = EgressClient(
             upstream="grafana",
             base_url=settings.base_url,
-            routes=routes,
+            routes=ROUTES,
             headers=headers,
             transport=env.transport,
             access_hint="check GRAFANA_SERVICE_ACCOUNT_TOKEN (a service account token with at least the Viewer "

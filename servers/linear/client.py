@@ -8,14 +8,11 @@ not one of its own constants, before a socket opens.
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 import httpx2
 
-from guards.record import RateLimitSnapshot, current_record
-from servers._core.egress import EgressClient, Route
+from servers._core.egress import EgressClient, Route, epoch_ms_reset_seconds
 from servers._core.errors import EgressDenied, MissingAccess, NotFound, RateLimited, UpstreamError
 from servers._core.spec import ClientEnv
 from servers.linear import documents as docs
@@ -30,25 +27,6 @@ ACCESS_HINT = ("check LINEAR_API_KEY: a personal API key (lin_api_...) sent with
                "see the team")
 
 
-def _linear_error(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace")
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, list) and errors:
-        return "; ".join(str(e.get("message") or e) if isinstance(e, dict) else str(e) for e in errors[:3])
-    return str(data)[:200]
-
-
-def _header_int(headers: httpx2.Headers, name: str) -> int | None:
-    try:
-        v = headers.get(name)
-        return int(float(v)) if v is not None else None
-    except ValueError:
-        return None
-
-
 class _LinearGraphQL:
     documents: tuple[str, ...] = ()
 
@@ -61,7 +39,6 @@ class _LinearGraphQL:
             # Personal API keys go bare in Authorization; "Bearer" is for OAuth tokens only.
             headers={"Authorization": settings.api_key.get_secret_value(), "Accept": "application/json"},
             transport=env.transport,
-            error_message=_linear_error,
             access_hint=ACCESS_HINT,
         )
 
@@ -76,7 +53,6 @@ class _LinearGraphQL:
             )
         body = {"query": document, "variables": variables, "operationName": docs.operation_name(document)}
         resp = await self.http.request("POST", GRAPHQL, json=body, expect=(400,))
-        self._note_rate_limit(resp.headers)
         data = resp.json()
         errors = data.get("errors") if isinstance(data, dict) else None
         if errors:
@@ -96,22 +72,12 @@ class _LinearGraphQL:
         if code in ("AUTHENTICATION_ERROR", "FORBIDDEN") or kind in ("authentication error", "forbidden"):
             return MissingAccess(f"linear refused the request: {message}", hint=ACCESS_HINT, upstream_status=status)
         if code == "RATELIMITED" or kind == "ratelimited":
-            reset_ms = _header_int(headers, "x-ratelimit-requests-reset")
-            wait = max(0.0, reset_ms / 1000 - time.time()) if reset_ms else None
-            return RateLimited(f"linear rate limit reached: {message}", retry_after_s=wait, upstream_status=status)
+            return RateLimited(f"linear rate limit reached: {message}", retry_after_s=epoch_ms_reset_seconds(headers),
+                               upstream_status=status)
         if "not found" in str(first.get("message") or "").lower() or "could not find" in message.lower():
             return NotFound(f"linear: {message}", upstream_status=status)
         return UpstreamError(f"linear GraphQL error: {message}", upstream_status=status,
                              hint="the request was rejected; check the arguments")
-
-    def _note_rate_limit(self, headers: httpx2.Headers) -> None:
-        rec = current_record()
-        limit = _header_int(headers, "x-ratelimit-requests-limit")
-        remaining = _header_int(headers, "x-ratelimit-requests-remaining")
-        if rec is not None and (limit is not None or remaining is not None):
-            reset_ms = _header_int(headers, "x-ratelimit-requests-reset")
-            reset = max(0.0, reset_ms / 1000 - time.time()) if reset_ms else None
-            rec.rate_limit = RateLimitSnapshot("linear", limit, remaining, reset)
 
 
 class LinearClient(_LinearGraphQL):

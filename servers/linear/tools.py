@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import Field
 
-from guards.enforce import CHARS_PER_TOKEN
 from servers._core.errors import NotFound, PolicyDenied
 from servers._core.shaping import (
     ToolOutput,
@@ -46,17 +45,9 @@ def key_team(issue: str) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def data_lines(text: str) -> list[str]:
-    """Third-party text as lines that cannot imitate the untrusted block's own markers."""
-    return [_MARKER.sub(r"‹\1untrusted", line) for line in text.splitlines()] or [""]
-
-
 def block(source: str, texts: list[str]) -> list[str]:
-    """``untrusted_block`` over third-party texts, each split into marker-safe lines."""
-    return untrusted_block(source, [line for t in texts for line in data_lines(t)])
-
-
-_MARKER = re.compile(r"<(/?)untrusted", re.I)
+    """``untrusted_block`` (which neutralises its markers in the text) over third-party texts split into lines."""
+    return untrusted_block(source, [line for t in texts for line in t.splitlines() or [""]])
 
 
 def attr(text: str) -> str:
@@ -213,18 +204,12 @@ async def get_issue(p: GetIssueParams, ctx: ToolContext) -> ToolOutput:
     lines = render_issue(d)
     blocks = render_comments(d)
     head = f"comments ({len(d.comments)}{'+' if d.comments_cut else ''}, newest first):" if blocks else "comments: none"
-    kept, cut = fit_lines([*lines, head], _BUDGETS["linear_get_issue"], reserve_tokens=300)
-    shown = 0
-    used = sum(len(x) + 1 for x in kept)
-    limit = int((_BUDGETS["linear_get_issue"] - 300) * CHARS_PER_TOKEN)
-    for block in blocks:
-        size = sum(len(x) + 1 for x in block)
-        if cut or used + size > limit:
-            cut = True
-            break
-        kept += block
-        used += size
-        shown += 1
+    # A comment block is shown whole or not at all: fit it as one item (its lines joined), then unjoin.
+    top = [*lines, head]
+    fitted, cut = fit_lines([*top, *("\n".join(b) for b in blocks)], _BUDGETS["linear_get_issue"],
+                            reserve_tokens=300)
+    shown = max(0, len(fitted) - len(top))
+    kept = fitted[:len(top)] + [line for b in blocks[:shown] for line in b]
     if cut or d.comments_cut:
         kept.append(f"[{len(d.comments) - shown}{'+' if d.comments_cut else ''} older comments not shown; "
                     f"read them at {d.url or 'the issue url'}]")

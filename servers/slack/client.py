@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import anyio
 
-from servers._core.egress import EgressClient, Route
+from servers._core.cache import TTLCache
+from servers._core.egress import EgressClient, Route, retry_after_seconds
 from servers._core.errors import MissingAccess, NotFound, RateLimited, ToolFailure, UpstreamError
 from servers._core.spec import ClientEnv
 from servers.slack.models import ID_RE, Channel, Message, User, parse_channel, parse_message, parse_user
@@ -42,29 +43,6 @@ NAME_PAGES = 20  # at most 20 pages of 200 when resolving a name (4000 channels 
 _AUTH_ERRORS = {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
                 "no_permission", "not_allowed_token_type", "ekm_access_denied", "org_login_required"}
 _NOT_FOUND = {"channel_not_found", "thread_not_found", "message_not_found", "user_not_found", "users_not_found"}
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TTLCache(Generic[K, V]):
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic, max_items: int = 5000) -> None:
-        self.ttl_s, self.clock, self.max_items = ttl_s, clock, max_items
-        self._items: dict[K, tuple[float, V]] = {}
-
-    def get(self, key: K) -> V | None:
-        hit = self._items.get(key)
-        if hit is None or hit[0] < self.clock():
-            self._items.pop(key, None)
-            return None
-        return hit[1]
-
-    def put(self, key: K, value: V) -> V:
-        if len(self._items) >= self.max_items:
-            self._items.pop(next(iter(self._items)))
-        self._items[key] = (self.clock() + self.ttl_s, value)
-        return value
-
 
 def slack_failure(method: str, data: Any, kind: TokenKind, retry_after: float | None = None) -> ToolFailure:
     """A typed error for Slack's ``{"ok": false, "error": ...}``."""
@@ -117,8 +95,8 @@ class _SlackBase:
             access_hint="check SLACK_BOT_TOKEN / SLACK_USER_TOKEN",
         )
         self.default_kind: TokenKind = "bot" if settings.bot_token is not None else "user"
-        self._channels: TTLCache[str, Channel] = TTLCache(CACHE_TTL_S, clock)
-        self._names: TTLCache[str, dict[str, str]] = TTLCache(CACHE_TTL_S, clock)
+        self._channels: TTLCache[str, Channel] = TTLCache(CACHE_TTL_S, clock=clock)
+        self._names: TTLCache[str, dict[str, str]] = TTLCache(CACHE_TTL_S, clock=clock)
         self._lock = anyio.Lock()
 
     async def aclose(self) -> None:
@@ -137,9 +115,7 @@ class _SlackBase:
             resp = await self.http.request(route.method, route.template, data=_form(params), headers=headers)
         data = resp.json()
         if not isinstance(data, dict) or data.get("ok") is not True:
-            ra = resp.headers.get("retry-after")
-            raise slack_failure(route.template.lstrip("/"), data, kind,
-                                float(ra) if ra and ra.isdigit() else None)
+            raise slack_failure(route.template.lstrip("/"), data, kind, retry_after_seconds(resp.headers))
         return data
 
     # --- channels ------------------------------------------------------------------------------
@@ -195,7 +171,7 @@ class SlackClient(_SlackBase):
     def __init__(self, settings: SlackSettings, env: ClientEnv, routes: tuple[Route, ...] = READ_ROUTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(settings, env, routes, clock)
-        self._users: TTLCache[str, User] = TTLCache(CACHE_TTL_S, clock)
+        self._users: TTLCache[str, User] = TTLCache(CACHE_TTL_S, clock=clock)
         self._home: str | None = None
 
     async def home_team(self) -> str:

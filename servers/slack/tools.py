@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 
 from servers._core.errors import InvalidArguments, PolicyDenied, ToolFailure
+from servers._core.paging import collect
 from servers._core.shaping import ToolOutput, decode_cursor, encode_cursor, fit_lines, one_line, untrusted_block
 from servers._core.spec import Params, ToolContext, Toolset, ToolSpec, WindowParams
 from servers._core.timeparse import iso, resolve_window
-from servers.slack import scope as slack_scope
 from servers.slack.client import READ_ROUTES, SlackClient, make_client
 from servers.slack.models import TS_RE, USER_ID_RE, Channel, Message, mentioned_users, plain_text
+from servers.slack.scope import RULE as SCOPE_RULE
+from servers.slack.scope import SlackScope
 
 UPSTREAM = "slack"
 MAX_TEXT = 1200  # characters of one message shown; the rest is stated, never dropped silently
@@ -21,21 +24,22 @@ ENV_VARS = ("SLACK_BOT_TOKEN", "SLACK_USER_TOKEN", "SPYGLASS_SLACK_URL")
 
 
 # --- scope ------------------------------------------------------------------------------------------
-def _entries(ctx: ToolContext) -> list[str] | None:
-    return ctx.scope.channels if ctx.scope else None
+def _scope(ctx: ToolContext) -> SlackScope:
+    """The call's channel scope, parsed once (every channel and search hit is checked against it)."""
+    return SlackScope(ctx.scope.channels if ctx.scope else None)
 
 
 async def scoped_channel(ctx: ToolContext, client: SlackClient, ref: str) -> Channel:
     """The channel, or PolicyDenied when the scope excludes it (private names are not echoed)."""
     ch = await client.channel(ref)
-    entries = _entries(ctx)
-    if entries is not None:
+    scope = _scope(ctx)
+    if scope.entries is not None:
         ctx.record.scoped()
-    if not slack_scope.readable(entries, ch):
+    if not scope.readable(ch):
         what = ch.label if ch.kind == "public" else f"{ch.id} ({ch.kind.replace('_', ' ')})"
         raise PolicyDenied(
             f"channel {what} is outside the Slack scope",
-            rule_id=slack_scope.RULE,
+            rule_id=SCOPE_RULE,
             hint="private channels and DMs are readable only when the policy's slack scope lists them by id "
             "(private channels also by exact #name)" if ch.kind != "public" else
             "ask a policy owner to add it to the slack scope's channels",
@@ -43,16 +47,15 @@ async def scoped_channel(ctx: ToolContext, client: SlackClient, ref: str) -> Cha
     return ch
 
 
-async def _visible(ctx: ToolContext, client: SlackClient, cid: str) -> Channel | None:
+async def _visible(scope: SlackScope, client: SlackClient, cid: str) -> Channel | None:
     """Authoritative channel info for a search hit, or None when out of scope or unknowable (fail closed)."""
-    entries = _entries(ctx)
     try:
         ch = await client.channel(cid)
     except ToolFailure:
-        if entries is not None and cid in entries:
+        if scope.entries is not None and cid in scope.entries:
             return Channel(id=cid)
         return None
-    return ch if slack_scope.readable(entries, ch) else None
+    return ch if scope.readable(ch) else None
 
 
 # --- rendering --------------------------------------------------------------------------------------
@@ -101,8 +104,18 @@ def _window(p: WindowParams, ctx: ToolContext) -> tuple[datetime, datetime] | No
     return resolve_window(p.from_, p.to, ctx.now, default="24h")
 
 
-def _page(lines: list[str], budget: int, reserve: int) -> tuple[list[str], bool]:
-    return fit_lines(lines, budget, reserve_tokens=reserve)
+def _history_page(header: str, source: str, lines: list[str], budget: int, state: dict[str, Any],
+                  upstream_next: str | None) -> ToolOutput:
+    """The ending read_channel and read_thread share: fit the lines, and a cursor that resumes exactly
+    (the first message not shown on this upstream page, else the next upstream page)."""
+    kept, cut = fit_lines(lines, budget, reserve_tokens=300)
+    nxt = None
+    if cut:
+        nxt = encode_cursor({"c": state.get("c"), "s": int(state.get("s", 0)) + len(kept)})
+    elif upstream_next:
+        nxt = encode_cursor({"c": upstream_next, "s": 0})
+    text = "\n".join([f"{header} · {len(kept)} messages", *untrusted_block(source, kept)])
+    return ToolOutput(text, truncated=bool(nxt), next_cursor=nxt)
 
 
 # --- slack_read_channel -----------------------------------------------------------------------------
@@ -125,14 +138,8 @@ async def read_channel(p: ReadChannelParams, ctx: ToolContext) -> ToolOutput:
     header = f"slack {ch.label} ({ch.id}{', Slack Connect' if ch.is_ext_shared else ''}){span} · newest first"
     if not msgs:
         return ToolOutput(f"{header}\nno messages", empty=True)
-    kept, cut = _page(await render(ctx, client, msgs), BUDGETS["slack_read_channel"], 300)
-    nxt = None
-    if cut:
-        nxt = encode_cursor({"c": state.get("c"), "s": int(state.get("s", 0)) + len(kept)})
-    elif upstream_next:
-        nxt = encode_cursor({"c": upstream_next, "s": 0})
-    text = "\n".join([f"{header} · {len(kept)} messages", *untrusted_block(_source(ch), kept)])
-    return ToolOutput(text, truncated=bool(nxt), next_cursor=nxt)
+    return _history_page(header, _source(ch), await render(ctx, client, msgs), BUDGETS["slack_read_channel"],
+                         state, upstream_next)
 
 
 # --- slack_read_thread ------------------------------------------------------------------------------
@@ -152,14 +159,8 @@ async def read_thread(p: ReadThreadParams, ctx: ToolContext) -> ToolOutput:
     header = f"slack thread {p.ts} in {ch.label} ({ch.id}) · oldest first"
     if not msgs:
         return ToolOutput(f"{header}\nno messages", empty=True)
-    kept, cut = _page(await render(ctx, client, msgs), BUDGETS["slack_read_thread"], 300)
-    nxt = None
-    if cut:
-        nxt = encode_cursor({"c": state.get("c"), "s": int(state.get("s", 0)) + len(kept)})
-    elif upstream_next:
-        nxt = encode_cursor({"c": upstream_next, "s": 0})
-    text = "\n".join([f"{header} · {len(kept)} messages", *untrusted_block(_source(ch, " thread " + p.ts), kept)])
-    return ToolOutput(text, truncated=bool(nxt), next_cursor=nxt)
+    return _history_page(header, _source(ch, " thread " + p.ts), await render(ctx, client, msgs),
+                         BUDGETS["slack_read_thread"], state, upstream_next)
 
 
 # --- slack_search_messages --------------------------------------------------------------------------
@@ -184,47 +185,38 @@ async def search_messages(p: SearchMessagesParams, ctx: ToolContext) -> ToolOutp
     window = _window(p, ctx)
     if window:  # Slack's after:/before: are whole days (exclusive); the exact window is applied below
         query += f" after:{(window[0] - timedelta(days=1)).date()} before:{(window[1] + timedelta(days=1)).date()}"
-    if _entries(ctx) is not None:
+    scope = _scope(ctx)
+    if scope.entries is not None:
         ctx.record.scoped()
     state = decode_cursor(p.cursor, tool="slack_search_messages") if p.cursor else {}
-    page, skip = int(state.get("p", 1)), int(state.get("s", 0))
-    found: list[tuple[Message, dict[str, int]]] = []  # each match with the cursor state that starts at it
-    after: dict[str, int] | None = None  # where the next call starts when every match here is shown
-    for _ in range(SEARCH_PAGES_PER_CALL):
+
+    async def fetch(page: int) -> tuple[list[Message], int | None]:
         matches, pages = await client.search(query, page=page, count=p.limit)
         visible, withheld = [], 0
         for m in matches:
             if window and not window[0] <= m.time <= window[1]:
                 continue
-            ch = await _visible(ctx, client, m.channel.id) if m.channel else None
+            ch = await _visible(scope, client, m.channel.id) if m.channel else None
             if ch is None:
                 withheld += 1
             elif only is None or ch.id == only.id:
                 visible.append(replace(m, channel=ch))
         if withheld:
             ctx.record.scoped(withheld)
-        after = None
-        for i, m in enumerate(visible[skip:], start=skip):
-            if len(found) == p.limit:
-                after = {"p": page, "s": i}
-                break
-            found.append((m, {"p": page, "s": i}))
-        if after or page >= pages:
-            break
-        page, skip = page + 1, 0
-        after = {"p": page, "s": 0}
-        if len(found) == p.limit:
-            break
+        return visible, page + 1 if page < pages else None
+
+    got = await collect(fetch, int(state.get("p", 1)), skip=int(state.get("s", 0)), limit=p.limit,
+                        pages=SEARCH_PAGES_PER_CALL, pos_key="p")
+    after = got.after
     span = f" · {iso(window[0])} → {iso(window[1])}" if window else ""
     header = f"slack search {p.query!r}{span} · newest first"
-    if not found:
+    if not got.found:
         text = f"{header}\nno matches in scope" + ("; later pages may have some: pass next_cursor" if after else "")
         return ToolOutput(text, empty=not after, truncated=bool(after),
                           next_cursor=encode_cursor(after) if after else None)
-    lines = await render(ctx, client, [m for m, _ in found], with_channel=True)
-    kept, cut = _page(lines, BUDGETS["slack_search_messages"], 300)
-    if cut:
-        after = found[len(kept)][1]
+    lines = await render(ctx, client, got.items, with_channel=True)
+    kept, _ = fit_lines(lines, BUDGETS["slack_search_messages"], reserve_tokens=300)
+    after = got.resume_at(len(kept))
     nxt = encode_cursor(after) if after else None
     text = "\n".join([f"{header} · {len(kept)} matches", *untrusted_block("slack search results", kept)])
     return ToolOutput(text, truncated=bool(nxt), next_cursor=nxt)
@@ -237,47 +229,39 @@ class ListChannelsParams(Params):
     cursor: str | None = Field(None, description="next_cursor from the previous call.")
 
 
+LIST_PAGES_PER_CALL = 10
+
+
 async def list_channels(p: ListChannelsParams, ctx: ToolContext) -> ToolOutput:
     client: SlackClient = ctx.client
-    entries = _entries(ctx)
-    if entries is not None:
+    scope = _scope(ctx)
+    if scope.entries is not None:
         ctx.record.scoped()
     state = decode_cursor(p.cursor, tool="slack_list_channels") if p.cursor else {}
-    cursor, skip = state.get("c"), int(state.get("s", 0))
-    rows: list[tuple[Channel, dict[str, object]]] = []
-    after: dict[str, object] | None = None
     needle = (p.query or "").lower().lstrip("#")
-    for _ in range(10):
+
+    async def fetch(cursor: str | None) -> tuple[list[Channel], str | None]:
         chans, upstream_next = await client.list_channels(cursor, 200)
-        inscope = [c for c in chans if slack_scope.readable(entries, c)]
+        inscope = [c for c in chans if scope.readable(c)]
         if len(inscope) != len(chans):
             ctx.record.scoped(len(chans) - len(inscope))
-        matching = [c for c in inscope if needle in c.name.lower()]
-        after = None
-        for i, c in enumerate(matching[skip:], start=skip):
-            if len(rows) == p.limit:
-                after = {"c": cursor, "s": i}
-                break
-            rows.append((c, {"c": cursor, "s": i}))
-        if after or not upstream_next:
-            break
-        cursor, skip = upstream_next, 0
-        after = {"c": cursor, "s": 0}
-        if len(rows) == p.limit:
-            break
-    if not rows:
+        return [c for c in inscope if needle in c.name.lower()], upstream_next or None
+
+    got = await collect(fetch, state.get("c"), skip=int(state.get("s", 0)), limit=p.limit,
+                        pages=LIST_PAGES_PER_CALL, pos_key="c")
+    after = got.after
+    if not got.found:
         text = "slack channels · none in scope" + (f" match {p.query!r}" if p.query else "")
         return ToolOutput(text, empty=not after, next_cursor=encode_cursor(after) if after else None)
     redact = ctx.runtime.guard.redactor.text
     lines = []
-    for c, _ in rows:
+    for c in got.items:
         kind = c.kind.replace("_", " ") + (", Slack Connect" if c.is_ext_shared else "")
         members = c.members if c.members is not None else "-"
         topic = one_line(redact(c.topic), 120) or "-"
         lines.append(f"{c.label} | {c.id} | {kind} | {members} | {topic}")
-    kept, cut = _page(lines, BUDGETS["slack_list_channels"], 250)
-    if cut:
-        after = rows[len(kept)][1]
+    kept, _ = fit_lines(lines, BUDGETS["slack_list_channels"], reserve_tokens=250)
+    after = got.resume_at(len(kept))
     nxt = encode_cursor(after) if after else None
     body = untrusted_block("slack channel names and topics", ["channel | id | kind | members | topic", *kept])
     return ToolOutput("\n".join([f"slack channels in scope · {len(kept)} shown", *body]),

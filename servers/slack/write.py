@@ -36,7 +36,7 @@ async def post_message(p: PostMessageParams, ctx: ToolContext) -> ToolOutput:
             hint='list the channel by id or exact #name in the policy: [[scopes]] toolset = "slack", channels = [...]',
         )
     ch = await client.channel(p.channel)
-    if not slack_scope.postable(entries, ch):
+    if not slack_scope.SlackScope(entries).postable(ch):
         raise PolicyDenied(
             f"channel {ch.label if ch.kind == 'public' else ch.id} is not listed in the slack scope for posting",
             rule_id=slack_scope.RULE,

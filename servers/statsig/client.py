@@ -42,12 +42,12 @@ def tags_in_scope(tags: Sequence[str], scope_tags: Sequence[str] | None) -> bool
 
 
 class StatsigClient:
-    def __init__(self, settings: StatsigSettings, env: ClientEnv, routes: tuple[Route, ...] = ROUTES) -> None:
+    def __init__(self, settings: StatsigSettings, env: ClientEnv) -> None:
         env.register_secret(settings.api_key.get_secret_value())
         self.http = EgressClient(
             upstream="statsig",
             base_url=settings.base_url,
-            routes=routes,
+            routes=ROUTES,
             headers={"STATSIG-API-KEY": settings.api_key.get_secret_value(), "Accept": "application/json"},
             transport=env.transport,
             access_hint="check STATSIG_CONSOLE_API_KEY: it must be an active Console API key (not a server or "

@@ -176,3 +176,43 @@ async def test_a_wait_for_retry_after_longer_than_the_deadline_is_not_attempted(
 
 def test_retry_policy_defaults_are_bounded() -> None:
     assert RetryPolicy().attempts == 3 and RetryPolicy().budget_s <= 5
+
+
+async def test_linears_rate_limit_reset_in_epoch_milliseconds_becomes_seconds_from_now() -> None:
+    import time
+
+    reset_ms = int((time.time() + 60) * 1000)
+    headers = {"X-RateLimit-Requests-Limit": "5000", "X-RateLimit-Requests-Remaining": "4999",
+               "X-RateLimit-Requests-Reset": str(reset_ms)}
+    c, _, _ = client(always(200, {}, headers))
+    record = CallRecord()
+    token = bind_record(record)
+    try:
+        await c.request("GET", "/api/v1/items/{item_id}", path_params={"item_id": "1"})
+    finally:
+        unbind_record(token)
+    snap = record.rate_limit
+    assert snap is not None and (snap.limit, snap.remaining) == (5000, 4999)
+    assert snap.reset_s is not None and 55 <= snap.reset_s <= 60
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": {"code": 403, "message": "The caller does not have permission", "status": "PERMISSION_DENIED"}},
+         "The caller does not have permission"),  # Google
+        ({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}, "RESOURCE_EXHAUSTED"),
+        ({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}, "invalid_grant"),
+        ({"errors": [{"message": "Authentication required"}]}, "Authentication required"),  # Linear GraphQL
+        ({"error": "permission denied", "code": 7, "message": "permission denied"}, "permission denied"),  # Argo CD
+        ({"errors": [{"status": "400", "title": "Bad Request", "detail": "invalid query"}]}, "invalid query"),
+        ({"errors": [{"status": "429", "title": "Too many requests"}]}, "Too many requests"),  # Datadog JSON:API
+        ({"errors": ["a", "b", "c", "d"]}, "a; b; c"),
+    ],
+)
+def test_the_default_error_message_reads_each_vendors_error_body(body: Any, expected: str) -> None:
+    import json
+
+    from servers._core.egress import default_error_message
+
+    assert default_error_message(json.dumps(body).encode()) == expected

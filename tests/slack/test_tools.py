@@ -240,6 +240,12 @@ async def test_a_429_with_retry_after_is_reported_as_rate_limited(harness) -> No
     assert harness.sink.events[-1].outcome == "rate_limited"
 
 
+async def test_an_ok_false_ratelimited_answer_says_when_to_retry_from_its_retry_after(harness) -> None:
+    harness.sandbox.faults["slack"].push(200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "12"})
+    text, err = await call(harness, "slack_read_channel", {"channel": "C0INC1420"})
+    assert err and "slack conversations.info is rate limited" in text and "retry after 12s" in text
+
+
 async def test_missing_credentials_name_both_token_variables(harness) -> None:
     text, err = await call(harness, "slack_list_channels", {}, env={})
     assert err and "neither SLACK_BOT_TOKEN nor SLACK_USER_TOKEN is set" in text

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from servers._core.cache import TTLCache
 from servers._core.errors import MissingAccess, NotFound, RateLimited, UpstreamError
-from servers.slack.client import TTLCache, slack_failure
+from servers.slack.client import slack_failure
 from servers.slack.models import Channel, plain_text
-from servers.slack.scope import postable, readable
+from servers.slack.scope import SlackScope
 
 PUBLIC = Channel("C0INC1420", "inc-checkout")
 RANDOM = Channel("C0RANDOM00", "random")
@@ -36,10 +37,16 @@ GROUP_DM = Channel("G0MPIM0001", "mpdm-alice--bob-1", is_mpim=True, is_private=T
         (["#mpdm-alice--bob-1"], GROUP_DM, False),
         (["G0MPIM0001"], GROUP_DM, True),
         ([], PUBLIC, False),  # an empty list means nothing
+        (["#random", "#inc-?heckout"], PUBLIC, True),  # any one pattern admits; ? is one character
+        (["#inc-[bc]heckout"], PUBLIC, True),
+        (["#inc-[!c]heckout"], PUBLIC, False),
+        (["#inc"], PUBLIC, False),  # a pattern matches the whole name, not a prefix
+        (["  #random  ", ""], RANDOM, True),  # entries are trimmed; blanks are ignored
+        (["#inc.checkout"], PUBLIC, False),  # regex characters in a name are literal
     ],
 )
 def test_read_scope_admits_private_channels_and_dms_only_when_listed(entries, channel, expected) -> None:
-    assert readable(entries, channel) is expected
+    assert SlackScope(entries).readable(channel) is expected
 
 
 @pytest.mark.parametrize(
@@ -56,7 +63,7 @@ def test_read_scope_admits_private_channels_and_dms_only_when_listed(entries, ch
     ],
 )
 def test_posting_needs_the_channel_listed_explicitly(entries, channel, expected) -> None:
-    assert postable(entries, channel) is expected
+    assert SlackScope(entries).postable(channel) is expected
 
 
 @pytest.mark.parametrize(
@@ -105,3 +112,4 @@ def test_the_ttl_cache_forgets_entries_after_their_ttl() -> None:
     assert cache.get("a") == 1
     now[0] = 10.1
     assert cache.get("a") is None
+
