@@ -91,29 +91,24 @@ class RedisLimitStore:
         return await self._local.take(bucket, max_calls, per_s)
 
     async def claim_once(self, key: str, ttl_s: float) -> bool:
+        return await self._set_once(f"c:{key}", "1", ttl_s, "a plan cannot be claimed")
+
+    async def lease(self, key: str, ttl_s: float) -> str | None:
+        token = uuid.uuid4().hex
+        return token if await self._set_once(f"l:{key}", token, ttl_s, f"{key!r} cannot be held") else None
+
+    async def _set_once(self, key: str, value: str, ttl_s: float, refused: str) -> bool:
+        """``SET NX PX``: True if this call set it. Fails closed: claims and leases guard writes."""
         try:
-            ok = await self._redis.set(f"{self.prefix}c:{key}", "1", nx=True, px=max(1, int(ttl_s * 1000)))
+            ok = await self._redis.set(f"{self.prefix}{key}", value, nx=True, px=max(1, int(ttl_s * 1000)))
         except Exception as e:
             self._down(e)
             raise LimitsUnavailable(
-                f"the shared limits store ({self.location}) is unreachable, so a plan cannot be claimed: {e}",
+                f"the shared limits store ({self.location}) is unreachable, so {refused}: {e}",
                 hint="retry once Redis is back; writes are refused until then",
             ) from None
         self._up()
         return bool(ok)
-
-    async def lease(self, key: str, ttl_s: float) -> str | None:
-        token = uuid.uuid4().hex
-        try:
-            ok = await self._redis.set(f"{self.prefix}l:{key}", token, nx=True, px=max(1, int(ttl_s * 1000)))
-        except Exception as e:  # fail closed: a lease guards a write
-            self._down(e)
-            raise LimitsUnavailable(
-                f"the shared limits store ({self.location}) is unreachable, so {key!r} cannot be held: {e}",
-                hint="retry once Redis is back; writes are refused until then",
-            ) from None
-        self._up()
-        return token if ok else None
 
     async def release(self, key: str, token: str) -> None:
         try:

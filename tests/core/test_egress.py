@@ -127,15 +127,21 @@ async def test_a_malformed_body_is_a_clear_upstream_error() -> None:
         resp.json()
 
 
-async def test_attempts_status_and_rate_limit_headers_land_in_the_call_record() -> None:
-    headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "30"}
-    c, _, _ = client(lambda req, n: httpx2.Response(502 if n == 1 else 200, json={}, headers=headers))
+async def recorded_item_request(c: Any) -> CallRecord:
+    """One GET of an item with a call record bound, as the seam binds one; the record it filled."""
     record = CallRecord()
     token = bind_record(record)
     try:
         await c.request("GET", "/api/v1/items/{item_id}", path_params={"item_id": "1"})
     finally:
         unbind_record(token)
+    return record
+
+
+async def test_attempts_status_and_rate_limit_headers_land_in_the_call_record() -> None:
+    headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "30"}
+    c, _, _ = client(lambda req, n: httpx2.Response(502 if n == 1 else 200, json={}, headers=headers))
+    record = await recorded_item_request(c)
     assert record.upstream_calls == 2 and record.upstream_status == 200
     assert record.rate_limit is not None and (record.rate_limit.limit, record.rate_limit.remaining) == (300, 12)
 
@@ -185,13 +191,7 @@ async def test_linears_rate_limit_reset_in_epoch_milliseconds_becomes_seconds_fr
     headers = {"X-RateLimit-Requests-Limit": "5000", "X-RateLimit-Requests-Remaining": "4999",
                "X-RateLimit-Requests-Reset": str(reset_ms)}
     c, _, _ = client(always(200, {}, headers))
-    record = CallRecord()
-    token = bind_record(record)
-    try:
-        await c.request("GET", "/api/v1/items/{item_id}", path_params={"item_id": "1"})
-    finally:
-        unbind_record(token)
-    snap = record.rate_limit
+    snap = (await recorded_item_request(c)).rate_limit
     assert snap is not None and (snap.limit, snap.remaining) == (5000, 4999)
     assert snap.reset_s is not None and 55 <= snap.reset_s <= 60
 
